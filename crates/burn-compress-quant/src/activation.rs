@@ -1,0 +1,122 @@
+//! Activation quantizer layers: a standalone [`ActivationQuantizer`] and the [`QConv2d`],
+//! [`QConv1d`] and [`QLinear`] wrappers that quantize a layer's input.
+//!
+//! An activation quantizer is an identity until [`quantize`](crate::quantize) attaches a
+//! [`FakeQuantizer`] to it (as the reparameterization of its `slot` parameter, so the state
+//! travels with the module through `valid()`, `train()`, devices and records). A model can
+//! therefore declare its quantizer slots once and load FP32 checkpoints unchanged.
+
+use burn::module::{Module, Param};
+use burn::nn::conv::{Conv1d, Conv2d};
+use burn::nn::Linear;
+use burn::tensor::{Device, Tensor};
+
+use crate::calibration;
+use crate::quantizer::FakeQuantizer;
+
+/// A fake-quantize layer for an activation; identity until a quantizer is attached.
+#[derive(Module, Debug)]
+pub struct ActivationQuantizer {
+    /// Carrier of the attached [`FakeQuantizer`]; its own value is never used.
+    pub slot: Param<Tensor<1>>,
+}
+
+impl ActivationQuantizer {
+    /// An empty (identity) quantizer slot.
+    pub fn new(device: &Device) -> Self {
+        Self {
+            slot: Param::from_tensor(Tensor::zeros([1], device)).set_require_grad(false),
+        }
+    }
+
+    /// The attached quantizer, if any.
+    pub fn quantizer(&self) -> Option<&FakeQuantizer> {
+        self.slot.reparameterization::<FakeQuantizer>()
+    }
+
+    /// Quantizes `x` (or records it, while a calibration session runs on this thread).
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        if calibration::observe(self.slot.id, &x) {
+            return x;
+        }
+        match self.quantizer() {
+            Some(quantizer) => quantizer.forward(x),
+            None => x,
+        }
+    }
+}
+
+/// A [`Conv2d`] whose input passes through an [`ActivationQuantizer`].
+#[derive(Module, Debug)]
+pub struct QConv2d {
+    /// Quantizer of the convolution's input.
+    pub input_quant: ActivationQuantizer,
+    /// The stock convolution (its weight is quantized by reparameterization).
+    pub conv: Conv2d,
+}
+
+impl QConv2d {
+    /// Wraps a convolution.
+    pub fn new(conv: Conv2d) -> Self {
+        let device = conv.weight.lazy_device();
+        Self {
+            input_quant: ActivationQuantizer::new(&device),
+            conv,
+        }
+    }
+
+    /// `conv(quantize(x))`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.conv.forward(self.input_quant.forward(x))
+    }
+}
+
+/// A [`Conv1d`] whose input passes through an [`ActivationQuantizer`].
+#[derive(Module, Debug)]
+pub struct QConv1d {
+    /// Quantizer of the convolution's input.
+    pub input_quant: ActivationQuantizer,
+    /// The stock convolution.
+    pub conv: Conv1d,
+}
+
+impl QConv1d {
+    /// Wraps a convolution.
+    pub fn new(conv: Conv1d) -> Self {
+        let device = conv.weight.lazy_device();
+        Self {
+            input_quant: ActivationQuantizer::new(&device),
+            conv,
+        }
+    }
+
+    /// `conv(quantize(x))`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.conv.forward(self.input_quant.forward(x))
+    }
+}
+
+/// A [`Linear`] whose input passes through an [`ActivationQuantizer`].
+#[derive(Module, Debug)]
+pub struct QLinear {
+    /// Quantizer of the layer's input.
+    pub input_quant: ActivationQuantizer,
+    /// The stock linear layer.
+    pub linear: Linear,
+}
+
+impl QLinear {
+    /// Wraps a linear layer.
+    pub fn new(linear: Linear) -> Self {
+        let device = linear.weight.lazy_device();
+        Self {
+            input_quant: ActivationQuantizer::new(&device),
+            linear,
+        }
+    }
+
+    /// `linear(quantize(x))`.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        self.linear.forward(self.input_quant.forward(x))
+    }
+}

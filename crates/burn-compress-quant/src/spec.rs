@@ -1,0 +1,201 @@
+//! Quantizer specifications: bits, symmetry, signedness, granularity, narrow range.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{QuantError, Result};
+
+/// How the quantization grid is placed around zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuantMode {
+    /// Grid symmetric around zero; one learnable `scale`.
+    Symmetric,
+    /// Grid from a learnable `input_low` over a learnable `input_range`; zero exactly representable.
+    Asymmetric,
+}
+
+/// Whether a symmetric grid holds negative values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Signedness {
+    /// Decided from calibration statistics: all values >= 0 gives unsigned.
+    Auto,
+    /// Negative values are representable.
+    Signed,
+    /// Only values >= 0 are representable.
+    Unsigned,
+}
+
+/// One range for the whole tensor, or one per channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Granularity {
+    /// A single range.
+    PerTensor,
+    /// One range per index of `axis`; `None` means the layer's output-channel axis for weights
+    /// (0 for convolutions, 1 for Burn's `[d_input, d_output]` Linear weight) and axis 1 for
+    /// activations.
+    PerChannel {
+        /// The channel axis, or `None` for the layer default.
+        axis: Option<usize>,
+    },
+}
+
+/// A quantizer specification, as a user writes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantSpec {
+    /// Bit width, 2 to 8.
+    pub bits: u32,
+    /// Symmetric or asymmetric grid.
+    pub mode: QuantMode,
+    /// Signedness of a symmetric grid (ignored for asymmetric grids).
+    #[serde(default = "default_signedness")]
+    pub signedness: Signedness,
+    /// Per-tensor or per-channel ranges.
+    pub granularity: Granularity,
+    /// Drop the most negative level (`[-127, 127]` for 8 bits): OpenVINO's choice for weights.
+    #[serde(default)]
+    pub narrow_range: bool,
+}
+
+fn default_signedness() -> Signedness {
+    Signedness::Auto
+}
+
+impl QuantSpec {
+    /// 8-bit symmetric signed narrow-range weights, one scale per output channel.
+    pub fn int8_weights() -> Self {
+        Self {
+            bits: 8,
+            mode: QuantMode::Symmetric,
+            signedness: Signedness::Signed,
+            granularity: Granularity::PerChannel { axis: None },
+            narrow_range: true,
+        }
+    }
+
+    /// 8-bit symmetric per-tensor activations, signedness from calibration.
+    pub fn int8_activations() -> Self {
+        Self {
+            bits: 8,
+            mode: QuantMode::Symmetric,
+            signedness: Signedness::Auto,
+            granularity: Granularity::PerTensor,
+            narrow_range: false,
+        }
+    }
+
+    /// The same spec with another bit width.
+    pub fn with_bits(mut self, bits: u32) -> Self {
+        self.bits = bits;
+        self
+    }
+
+    /// The same spec with another mode.
+    pub fn with_mode(mut self, mode: QuantMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The same spec with another signedness.
+    pub fn with_signedness(mut self, signedness: Signedness) -> Self {
+        self.signedness = signedness;
+        self
+    }
+
+    /// The same spec with another granularity.
+    pub fn with_granularity(mut self, granularity: Granularity) -> Self {
+        self.granularity = granularity;
+        self
+    }
+
+    /// The same spec with narrow range on or off.
+    pub fn with_narrow_range(mut self, narrow_range: bool) -> Self {
+        self.narrow_range = narrow_range;
+        self
+    }
+
+    /// Checks every field; the error names the field at fault.
+    pub fn validate(&self) -> Result<()> {
+        if !(2..=8).contains(&self.bits) {
+            return Err(QuantError::InvalidSpec {
+                field: "bits",
+                value: self.bits.to_string(),
+                reason: "must be between 2 and 8".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Resolves signedness and channel axis into the integer grid a quantizer uses.
+    ///
+    /// `signed` is the calibration verdict for `Signedness::Auto` (true when negative values
+    /// were seen); `default_axis` is the layer's channel axis; `rank` the tensor's rank.
+    pub fn resolve(&self, signed: bool, default_axis: usize, rank: usize) -> Result<ResolvedSpec> {
+        self.validate()?;
+        let signed = match (self.mode, self.signedness) {
+            (QuantMode::Asymmetric, _) => false,
+            (_, Signedness::Signed) => true,
+            (_, Signedness::Unsigned) => false,
+            (_, Signedness::Auto) => signed,
+        };
+        let levels: i32 = if self.narrow_range {
+            (1 << self.bits) - 1
+        } else {
+            1 << self.bits
+        };
+        let (level_low, level_high) = match (self.mode, signed) {
+            (QuantMode::Symmetric, true) if self.narrow_range => {
+                (-((1 << (self.bits - 1)) - 1), (1 << (self.bits - 1)) - 1)
+            }
+            (QuantMode::Symmetric, true) => (-(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1),
+            _ => (0, levels - 1),
+        };
+        let axis = match self.granularity {
+            Granularity::PerTensor => None,
+            Granularity::PerChannel { axis } => {
+                let axis = axis.unwrap_or(default_axis);
+                if axis >= rank {
+                    return Err(QuantError::InvalidSpec {
+                        field: "granularity.axis",
+                        value: axis.to_string(),
+                        reason: format!("the tensor has rank {rank}"),
+                    });
+                }
+                Some(axis)
+            }
+        };
+        Ok(ResolvedSpec {
+            mode: self.mode,
+            level_low,
+            level_high,
+            axis,
+        })
+    }
+}
+
+/// A spec resolved for one tensor: the integer grid `[level_low, level_high]` and channel axis.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedSpec {
+    /// Symmetric or asymmetric.
+    pub mode: QuantMode,
+    /// Lowest integer level (e.g. -127, -128 or 0).
+    pub level_low: i32,
+    /// Highest integer level (e.g. 127 or 255).
+    pub level_high: i32,
+    /// Channel axis for per-channel ranges; `None` for per-tensor.
+    pub axis: Option<usize>,
+}
+
+impl ResolvedSpec {
+    /// Number of levels of the grid (OpenVINO's `levels` attribute).
+    pub fn levels(&self) -> u32 {
+        (self.level_high - self.level_low + 1) as u32
+    }
+
+    /// Whether negative values are representable on a symmetric grid.
+    pub fn is_signed(&self) -> bool {
+        self.level_low < 0
+    }
+}

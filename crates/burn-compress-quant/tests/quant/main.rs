@@ -1,0 +1,21 @@
+//! Tests of burn-compress-quant against independent references: OpenVINO's own FakeQuantize
+//! outputs (tests/data), hand-computed values, the NNCF gradient formulas and finite differences.
+
+mod backward;
+mod errors;
+mod forward;
+mod model;
+mod prepare;
+
+use burn::tensor::Device;
+
+/// The backends every numerical test runs on.
+pub fn devices() -> Vec<Device> {
+    #[allow(unused_mut)]
+    #[allow(deprecated)]
+    let mut devices = vec![Device::flex(), Device::ndarray()];
+    #[cfg(feature = "wgpu")]
+    devices.push(Device::wgpu(burn::tensor::DeviceKind::Cpu));
+    devices
+}
+
