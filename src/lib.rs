@@ -13,6 +13,8 @@
 //! // ... fine-tune with any Burn training loop ...
 //! ```
 
+pub use burn_compress_graph as graph;
+pub use burn_compress_openvino as openvino;
 pub use burn_compress_quant as quant;
 pub use burn_compress_quant::quantize;
 

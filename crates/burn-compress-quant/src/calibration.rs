@@ -45,7 +45,11 @@ impl Observation {
 
 /// Per-channel minimum and maximum of a row-major tensor along `axis` (all values when `None`).
 /// Non-finite values are skipped.
-pub fn channel_min_max(values: &[f32], dims: &[usize], axis: Option<usize>) -> (Vec<f32>, Vec<f32>) {
+pub fn channel_min_max(
+    values: &[f32],
+    dims: &[usize],
+    axis: Option<usize>,
+) -> (Vec<f32>, Vec<f32>) {
     let (channels, inner) = match axis {
         Some(axis) => (dims[axis], dims[axis + 1..].iter().product::<usize>()),
         None => (1, values.len().max(1)),

@@ -23,8 +23,8 @@ pub mod scope;
 pub mod spec;
 
 pub use activation::{ActivationQuantizer, QConv1d, QConv2d, QLinear};
-pub use config::QuantConfig;
 pub use bn::{adapt_batch_norm, fold_batch_norm};
+pub use config::QuantConfig;
 pub use error::{QuantError, Result};
 pub use fake_quant::{fake_quantize, symmetric_low_and_range};
 pub use prepare::{quantize, quantizer_sites, QuantizeBuilder, QuantizerKind, QuantizerSite};

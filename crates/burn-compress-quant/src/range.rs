@@ -133,7 +133,9 @@ fn per_tensor_only(per_channel: bool, name: &str, path: &str) -> Result<()> {
         return Err(QuantError::InvalidSpec {
             field: "range_init.type",
             value: name.into(),
-            reason: format!("supports per-tensor activation quantizers only (`{path}` is per-channel)"),
+            reason: format!(
+                "supports per-tensor activation quantizers only (`{path}` is per-channel)"
+            ),
         });
     }
     Ok(())

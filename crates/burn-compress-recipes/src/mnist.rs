@@ -71,7 +71,12 @@ fn read_gz(path: &Path) -> Result<Vec<u8>, DatasetError> {
     Ok(bytes)
 }
 
-fn header(bytes: &[u8], path: &Path, magic: u32, fields: usize) -> Result<Vec<usize>, DatasetError> {
+fn header(
+    bytes: &[u8],
+    path: &Path,
+    magic: u32,
+    fields: usize,
+) -> Result<Vec<usize>, DatasetError> {
     let format = |reason: String| DatasetError::Format {
         path: path.to_path_buf(),
         reason,
@@ -79,9 +84,19 @@ fn header(bytes: &[u8], path: &Path, magic: u32, fields: usize) -> Result<Vec<us
     if bytes.len() < 4 * (fields + 1) {
         return Err(format(format!("only {} bytes", bytes.len())));
     }
-    let word = |i: usize| u32::from_be_bytes([bytes[4 * i], bytes[4 * i + 1], bytes[4 * i + 2], bytes[4 * i + 3]]);
+    let word = |i: usize| {
+        u32::from_be_bytes([
+            bytes[4 * i],
+            bytes[4 * i + 1],
+            bytes[4 * i + 2],
+            bytes[4 * i + 3],
+        ])
+    };
     if word(0) != magic {
-        return Err(format(format!("magic number {:#x}, expected {magic:#x}", word(0))));
+        return Err(format(format!(
+            "magic number {:#x}, expected {magic:#x}",
+            word(0)
+        )));
     }
     Ok((1..=fields).map(|i| word(i) as usize).collect())
 }
@@ -101,10 +116,16 @@ impl Mnist {
             reason,
         };
         if image_dims[1..] != [SIDE, SIDE] || images.len() != 16 + count * SIDE * SIDE {
-            return Err(format(&images_path, format!("dims {image_dims:?}, {} bytes", images.len())));
+            return Err(format(
+                &images_path,
+                format!("dims {image_dims:?}, {} bytes", images.len()),
+            ));
         }
         if label_dims[0] != count || labels.len() != 8 + count {
-            return Err(format(&labels_path, format!("{} labels for {count} images", label_dims[0])));
+            return Err(format(
+                &labels_path,
+                format!("{} labels for {count} images", label_dims[0]),
+            ));
         }
         if let Some(bad) = labels[8..].iter().find(|&&label| label > 9) {
             return Err(format(&labels_path, format!("label {bad} out of 0-9")));
@@ -112,7 +133,11 @@ impl Mnist {
         let mut train = MnistSplit::default();
         let mut test = MnistSplit::default();
         for index in 0..count {
-            let split = if index % 5 == 4 { &mut test } else { &mut train };
+            let split = if index % 5 == 4 {
+                &mut test
+            } else {
+                &mut train
+            };
             let pixels = &images[16 + index * SIDE * SIDE..16 + (index + 1) * SIDE * SIDE];
             split
                 .images
@@ -153,7 +178,10 @@ impl MnistSplit {
         let labels: Vec<i64> = indices.iter().map(|&i| self.labels[i] as i64).collect();
         let n = indices.len();
         (
-            Tensor::from_data(TensorData::new(images, Shape::new([n, 1, SIDE, SIDE])), device),
+            Tensor::from_data(
+                TensorData::new(images, Shape::new([n, 1, SIDE, SIDE])),
+                device,
+            ),
             Tensor::from_data(TensorData::new(labels, Shape::new([n])), device),
         )
     }
@@ -166,6 +194,9 @@ impl MnistSplit {
             use rand::SeedableRng;
             order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
         }
-        order.chunks(batch_size.max(1)).map(<[usize]>::to_vec).collect()
+        order
+            .chunks(batch_size.max(1))
+            .map(<[usize]>::to_vec)
+            .collect()
     }
 }

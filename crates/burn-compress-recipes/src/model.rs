@@ -32,7 +32,8 @@ pub struct ReferenceCnn {
 impl ReferenceCnn {
     /// A freshly initialised network on `device`.
     pub fn new(device: &Device) -> Self {
-        let conv = |input, output| QConv2d::new(Conv2dConfig::new([input, output], [3, 3]).init(device));
+        let conv =
+            |input, output| QConv2d::new(Conv2dConfig::new([input, output], [3, 3]).init(device));
         let linear = |input, output| QLinear::new(LinearConfig::new(input, output).init(device));
         Self {
             conv1: conv(1, 32),

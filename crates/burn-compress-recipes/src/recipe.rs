@@ -109,7 +109,10 @@ impl QatRecipe {
         if self.calibration_samples == 0 {
             return Err(setting("calibration_samples", "must be at least 1"));
         }
-        for (key, phase) in [("fp32.learning_rate", &self.fp32), ("qat.learning_rate", &self.qat)] {
+        for (key, phase) in [
+            ("fp32.learning_rate", &self.fp32),
+            ("qat.learning_rate", &self.qat),
+        ] {
             if !(phase.learning_rate.is_finite() && phase.learning_rate > 0.0) {
                 return Err(setting(key, "must be a positive number"));
             }
@@ -198,12 +201,13 @@ pub fn run_qat(
     }
 
     let calibration = calibration_batches(&data.train, recipe, &device);
-    let quantized = recipe
-        .quantization
-        .builder(model.clone())
-        .init_ranges(recipe.quantization.range_init.clone(), calibration.clone(), |m, x| {
+    let quantized = recipe.quantization.builder(model.clone()).init_ranges(
+        recipe.quantization.range_init.clone(),
+        calibration.clone(),
+        |m, x| {
             m.valid().forward(x);
-        })?;
+        },
+    )?;
     if !recipe.fold_batch_norm && recipe.bn_adaptation_batches > 0 {
         let batches = data
             .train
@@ -275,11 +279,19 @@ fn finish(temporary: &Path, path: &Path, result: Result<(), String>) -> Result<(
 /// Writes `bytes` to `path` through a temporary file and a rename.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RecipeError> {
     let temporary = temporary_path(path);
-    finish(&temporary, path, std::fs::write(&temporary, bytes).map_err(|e| e.to_string()))
+    finish(
+        &temporary,
+        path,
+        std::fs::write(&temporary, bytes).map_err(|e| e.to_string()),
+    )
 }
 
 /// Saves a module's record to `path` through a temporary file and a rename.
 pub fn save_atomically<M: Module>(model: M, path: &Path) -> Result<(), RecipeError> {
     let temporary = temporary_path(path);
-    finish(&temporary, path, model.save_file(&temporary).map_err(|e| e.to_string()))
+    finish(
+        &temporary,
+        path,
+        model.save_file(&temporary).map_err(|e| e.to_string()),
+    )
 }

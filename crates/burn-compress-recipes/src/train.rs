@@ -76,7 +76,12 @@ pub fn train_epoch<M: Classifier>(
 }
 
 /// Logits for every image of `data`, row-major `[len, classes]`, computed in eval mode.
-pub fn predict<M: Classifier>(model: &M, data: &MnistSplit, batch_size: usize, device: &Device) -> Vec<f32> {
+pub fn predict<M: Classifier>(
+    model: &M,
+    data: &MnistSplit,
+    batch_size: usize,
+    device: &Device,
+) -> Vec<f32> {
     let mut logits = Vec::new();
     for indices in data.batch_indices(batch_size, None) {
         let (images, _) = data.batch(&indices, device);
@@ -93,19 +98,29 @@ pub fn argmax_rows(logits: &[f32], classes: usize) -> Vec<usize> {
         .map(|row| {
             row.iter()
                 .enumerate()
-                .fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best })
+                .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+                    if v > best.1 {
+                        (i, v)
+                    } else {
+                        best
+                    }
+                })
                 .0
         })
         .collect()
 }
 
-/// Top-1 accuracy in percent of `model` (evaluated in eval mode) on `data`.
-pub fn accuracy<M: Classifier>(model: &M, data: &MnistSplit, device: &Device) -> f64 {
-    let predictions = argmax_rows(&predict(model, data, 256, device), 10);
-    let correct = predictions
+/// Top-1 accuracy in percent of `[n, 10]` logits against `labels`.
+pub fn top1(logits: &[f32], labels: &[u8]) -> f64 {
+    let correct = argmax_rows(logits, 10)
         .iter()
-        .zip(&data.labels)
+        .zip(labels)
         .filter(|(p, &l)| **p == l as usize)
         .count();
-    100.0 * correct as f64 / data.len().max(1) as f64
+    100.0 * correct as f64 / labels.len().max(1) as f64
+}
+
+/// Top-1 accuracy in percent of `model` (evaluated in eval mode) on `data`.
+pub fn accuracy<M: Classifier>(model: &M, data: &MnistSplit, device: &Device) -> f64 {
+    top1(&predict(model, data, 256, device), &data.labels)
 }

@@ -73,7 +73,11 @@ fn symmetric_gradients_follow_nncf_formulas_per_element() {
     for device in devices() {
         for (ll, lh) in [(-127, 127), (-128, 127), (0, 255), (-8, 7)] {
             for &(x, region) in &inputs {
-                let region = if x < s * ll as f32 / lh as f32 { Region::Below } else { region };
+                let region = if x < s * ll as f32 / lh as f32 {
+                    Region::Below
+                } else {
+                    region
+                };
                 let (q, dx, ds) = symmetric_grads(&device, x, s, g, ll, lh);
                 let what = format!("{device:?} grid [{ll},{lh}] x={x} {region:?}");
                 let (want_dx, want_ds) = match region {
@@ -123,11 +127,17 @@ fn gradients_agree_with_finite_differences_where_smooth() {
             let forward = |s: f32| symmetric_grads(&device, x, s, 1.0, -128, 127).0;
             let numeric = (forward(2.0 + h) - forward(2.0 - h)) / (2.0 * h);
             let (_, dx, ds) = symmetric_grads(&device, x, 2.0, 1.0, -128, 127);
-            assert!((ds - numeric).abs() < 2e-3, "{device:?} x={x}: d/ds {ds} vs fd {numeric}");
+            assert!(
+                (ds - numeric).abs() < 2e-3,
+                "{device:?} x={x}: d/ds {ds} vs fd {numeric}"
+            );
             let numeric_x = (symmetric_grads(&device, x + h, 2.0, 1.0, -128, 127).0
                 - symmetric_grads(&device, x - h, 2.0, 1.0, -128, 127).0)
                 / (2.0 * h);
-            assert!((dx - numeric_x).abs() < 1e-6, "{device:?} x={x}: d/dx {dx} vs fd {numeric_x}");
+            assert!(
+                (dx - numeric_x).abs() < 1e-6,
+                "{device:?} x={x}: d/dx {dx} vs fd {numeric_x}"
+            );
         }
         // Asymmetric: saturated inputs are smooth in both input_low and range.
         for x in [-4.0f32, 5.0] {
@@ -135,8 +145,14 @@ fn gradients_agree_with_finite_differences_where_smooth() {
             let (_, _, dr, dl) = asymmetric_grads(&device, x, -0.6, 2.4, 1.0);
             let fd_r = (q(-0.6, 2.4 + h) - q(-0.6, 2.4 - h)) / (2.0 * h);
             let fd_l = (q(-0.6 + h, 2.4) - q(-0.6 - h, 2.4)) / (2.0 * h);
-            assert!((dr - fd_r).abs() < 2e-3, "{device:?} x={x}: d/drange {dr} vs fd {fd_r}");
-            assert!((dl - fd_l).abs() < 2e-3, "{device:?} x={x}: d/dlow {dl} vs fd {fd_l}");
+            assert!(
+                (dr - fd_r).abs() < 2e-3,
+                "{device:?} x={x}: d/drange {dr} vs fd {fd_r}"
+            );
+            assert!(
+                (dl - fd_l).abs() < 2e-3,
+                "{device:?} x={x}: d/dlow {dl} vs fd {fd_l}"
+            );
         }
     }
 }

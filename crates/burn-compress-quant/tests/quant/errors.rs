@@ -7,7 +7,10 @@ use burn_compress_quant::{
 
 use crate::model::{ramp, Tiny};
 
-fn run(builder_fn: impl FnOnce(Tiny) -> burn_compress_quant::QuantizeBuilder<Tiny>, batches: Vec<Tensor<4>>) -> QuantError {
+fn run(
+    builder_fn: impl FnOnce(Tiny) -> burn_compress_quant::QuantizeBuilder<Tiny>,
+    batches: Vec<Tensor<4>>,
+) -> QuantError {
     let device = Device::flex();
     builder_fn(Tiny::new(&device))
         .init_ranges(RangeInit::MinMax, batches, |m, x| {
@@ -25,12 +28,18 @@ fn bit_widths_outside_2_to_8_are_refused() {
             vec![ramp(1, 0.0, 1.0, &device)],
         );
         let text = error.to_string();
-        assert!(text.contains("`bits` = ") && text.contains(&bits.to_string()), "{text}");
+        assert!(
+            text.contains("`bits` = ") && text.contains(&bits.to_string()),
+            "{text}"
+        );
         let error = run(
             |m| quantize(m).activations(QuantSpec::int8_activations().with_bits(bits)),
             vec![ramp(1, 0.0, 1.0, &device)],
         );
-        assert!(matches!(error, QuantError::InvalidSpec { field: "bits", .. }), "{error}");
+        assert!(
+            matches!(error, QuantError::InvalidSpec { field: "bits", .. }),
+            "{error}"
+        );
     }
 }
 
@@ -53,20 +62,35 @@ fn negative_empty_or_nan_ranges_are_refused() {
         let error = FakeQuantizer::new(spec.clone(), &[low], &[high], "block.act", &device)
             .expect_err("must fail");
         let text = error.to_string();
-        assert!(text.contains("`block.act`") && text.contains(needle), "{text}");
+        assert!(
+            text.contains("`block.act`") && text.contains(needle),
+            "{text}"
+        );
     }
 }
 
 #[test]
 fn ignored_scope_that_matches_nothing_is_named() {
     let device = Device::flex();
-    let error = run(|m| quantize(m).ignore("fc3"), vec![ramp(1, 0.0, 1.0, &device)]);
+    let error = run(
+        |m| quantize(m).ignore("fc3"),
+        vec![ramp(1, 0.0, 1.0, &device)],
+    );
     let text = error.to_string();
     assert!(matches!(error, QuantError::UnmatchedScope { .. }), "{text}");
-    assert!(text.contains("`fc3`") && text.contains("fc1.linear"), "{text}");
-    let error = run(|m| quantize(m).ignore("re:conv[0-9]+"), vec![ramp(1, 0.0, 1.0, &device)]);
+    assert!(
+        text.contains("`fc3`") && text.contains("fc1.linear"),
+        "{text}"
+    );
+    let error = run(
+        |m| quantize(m).ignore("re:conv[0-9]+"),
+        vec![ramp(1, 0.0, 1.0, &device)],
+    );
     assert!(error.to_string().contains("re:conv[0-9]+"), "{error}");
-    let error = run(|m| quantize(m).ignore("re:fc(1"), vec![ramp(1, 0.0, 1.0, &device)]);
+    let error = run(
+        |m| quantize(m).ignore("re:fc(1"),
+        vec![ramp(1, 0.0, 1.0, &device)],
+    );
     assert!(matches!(error, QuantError::InvalidScope { .. }), "{error}");
 }
 
@@ -74,14 +98,20 @@ fn ignored_scope_that_matches_nothing_is_named() {
 fn empty_or_nan_calibration_sets_are_refused() {
     let device = Device::flex();
     let error = run(quantize, vec![]);
-    assert!(error.to_string().contains("calibration set is empty"), "{error}");
+    assert!(
+        error.to_string().contains("calibration set is empty"),
+        "{error}"
+    );
 
     let mut values = vec![0.5f32; 36];
     values[7] = f32::NAN;
     let poisoned = Tensor::<1>::from_floats(values.as_slice(), &device).reshape([1, 1, 6, 6]);
     let error = run(quantize, vec![ramp(1, 0.0, 1.0, &device), poisoned]);
     let text = error.to_string();
-    assert!(text.contains("`conv.input_quant`") && text.contains("NaN"), "{text}");
+    assert!(
+        text.contains("`conv.input_quant`") && text.contains("NaN"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -8,7 +8,10 @@ use serde_json::Value;
 use crate::devices;
 
 fn tensor<const D: usize>(values: &[f32], shape: &[usize], device: &Device) -> Tensor<D> {
-    Tensor::from_data(TensorData::new(values.to_vec(), Shape::from(shape.to_vec())), device)
+    Tensor::from_data(
+        TensorData::new(values.to_vec(), Shape::from(shape.to_vec())),
+        device,
+    )
 }
 
 fn floats(value: &Value) -> Vec<f32> {
@@ -95,7 +98,8 @@ fn range_ulp(low: f32, range: f32) -> f64 {
 /// The FakeQuantize formula evaluated exactly (f64) on the f32 parameters: (level index, value).
 fn exact(x: f32, low: f32, range: f32, levels: u32) -> (f64, f64) {
     let steps = (levels - 1) as f64;
-    let level = (((x as f64 - low as f64) / range as f64).clamp(0.0, 1.0) * steps).round_ties_even();
+    let level =
+        (((x as f64 - low as f64) / range as f64).clamp(0.0, 1.0) * steps).round_ties_even();
     (level, level / steps * range as f64 + low as f64)
 }
 
@@ -117,7 +121,11 @@ fn matches_openvino_fake_quantize_on_every_quantizer_kind() {
                 rank => panic!("rank {rank}"),
             };
             let (shape, param_shape) = (dims(&case["shape"]), dims(&case["param_shape"]));
-            let (input, lows, ranges) = (floats(&case["input"]), floats(&case["input_low"]), floats(&case["range"]));
+            let (input, lows, ranges) = (
+                floats(&case["input"]),
+                floats(&case["input_low"]),
+                floats(&case["range"]),
+            );
             let levels = case["levels"].as_u64().unwrap() as u32;
             let openvino = floats(&case["expected"]);
             for i in 0..openvino.len() {
@@ -129,10 +137,20 @@ fn matches_openvino_fake_quantize_on_every_quantizer_kind() {
                 for (what, got) in [("fake_quantize", direct[i]), ("FakeQuantizer", module[i])] {
                     let got = got as f64;
                     let context = format!("{} {what} on {device:?}, element {i}", case["name"]);
-                    assert_eq!(((got - low as f64) / step).round(), level, "{context}: level");
-                    assert!((got - value).abs() <= 1.5 * ulp, "{context}: {got} vs exact {value}");
+                    assert_eq!(
+                        ((got - low as f64) / step).round(),
+                        level,
+                        "{context}: level"
+                    );
+                    assert!(
+                        (got - value).abs() <= 1.5 * ulp,
+                        "{context}: {got} vs exact {value}"
+                    );
                     let ov = openvino[i] as f64;
-                    assert!((got - ov).abs() <= 2.0 * ulp, "{context}: {got} vs OpenVINO {ov}");
+                    assert!(
+                        (got - ov).abs() <= 2.0 * ulp,
+                        "{context}: {got} vs OpenVINO {ov}"
+                    );
                 }
             }
         }
@@ -154,7 +172,11 @@ fn hand_computed_values_round_half_to_even_and_saturate() {
             Tensor::from_floats([255.0], &device),
             256,
         );
-        assert_eq!(q.into_data().try_to_vec::<f32>().unwrap(), want, "{device:?}");
+        assert_eq!(
+            q.into_data().try_to_vec::<f32>().unwrap(),
+            want,
+            "{device:?}"
+        );
         let q = fake_quantize::<1>(
             Tensor::from_floats(w, &device),
             Tensor::from_floats([-1.27], &device),
@@ -165,7 +187,10 @@ fn hand_computed_values_round_half_to_even_and_saturate() {
         .try_to_vec::<f32>()
         .unwrap();
         for (i, (got, want)) in q.iter().zip(w_want).enumerate() {
-            assert!((got - want).abs() < 1e-6, "{device:?} element {i}: {got} vs {want}");
+            assert!(
+                (got - want).abs() < 1e-6,
+                "{device:?} element {i}: {got} vs {want}"
+            );
         }
     }
 }

@@ -18,4 +18,3 @@ pub fn devices() -> Vec<Device> {
     devices.push(Device::wgpu(burn::tensor::DeviceKind::Cpu));
     devices
 }
-

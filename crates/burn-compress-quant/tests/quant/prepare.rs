@@ -33,7 +33,14 @@ fn every_weight_and_activation_slot_gets_a_quantizer() {
     let paths: Vec<&str> = before.iter().map(|s| s.path.as_str()).collect();
     assert_eq!(
         paths,
-        ["conv.input_quant", "conv.conv", "fc1.input_quant", "fc1.linear", "fc2.input_quant", "fc2.linear"]
+        [
+            "conv.input_quant",
+            "conv.conv",
+            "fc1.input_quant",
+            "fc1.linear",
+            "fc2.input_quant",
+            "fc2.linear"
+        ]
     );
     assert!(before.iter().all(|s| !s.attached));
     assert_eq!(before[3].kind, QuantizerKind::Weight { axis: 1 });
@@ -54,11 +61,19 @@ fn weights_land_on_a_per_channel_narrow_grid() {
         for (i, &v) in w.iter().enumerate() {
             let want = (v as f64 / scale * 127.0).round_ties_even() / 127.0 * scale;
             let got = quantized[channel * 9 + i] as f64;
-            assert!((got - want).abs() < 1e-6, "channel {channel} element {i}: {got} vs {want}");
+            assert!(
+                (got - want).abs() < 1e-6,
+                "channel {channel} element {i}: {got} vs {want}"
+            );
         }
     }
     // The Linear weight is [d_input, d_output]: one scale per output column.
-    let quantizer = model.fc1.linear.weight.reparameterization::<burn_compress_quant::FakeQuantizer>().unwrap();
+    let quantizer = model
+        .fc1
+        .linear
+        .weight
+        .reparameterization::<burn_compress_quant::FakeQuantizer>()
+        .unwrap();
     assert_eq!(quantizer.spec.axis, Some(1));
     assert_eq!(quantizer.scale.dims(), [8]);
 }
@@ -80,14 +95,22 @@ fn activation_ranges_follow_the_chosen_statistic() {
     // percentile 0..=50 of 72 evenly spaced samples: the median of both ramps together.
     let model = calibrate(
         Tiny::new(&device),
-        RangeInit::Percentile { min_percentile: 0.0, max_percentile: 50.0 },
+        RangeInit::Percentile {
+            min_percentile: 0.0,
+            max_percentile: 50.0,
+        },
         batches(),
     );
     let mut all: Vec<f32> = values(ramp(1, -1.0, 3.0, &device));
     all.extend(values(ramp(1, 0.0, 5.0, &device)));
     all.sort_by(f32::total_cmp);
     let median = (all[35] + all[36]) / 2.0;
-    assert!((high(&model) - median.max(1.0)).abs() < 1e-6, "{} vs {}", high(&model), median);
+    assert!(
+        (high(&model) - median.max(1.0)).abs() < 1e-6,
+        "{} vs {}",
+        high(&model),
+        median
+    );
     // mse_search shrinks the range but keeps it within [0.3, 1] of min-max.
     let model = calibrate(Tiny::new(&device), RangeInit::MseSearch, batches());
     assert!((1.5..=5.0).contains(&high(&model)), "{}", high(&model));
@@ -102,15 +125,22 @@ fn asymmetric_ranges_represent_zero_exactly() {
     let spec = QuantSpec::int8_activations().with_mode(QuantMode::Asymmetric);
     let model = quantize(Tiny::new(&device))
         .activations(spec)
-        .init_ranges(RangeInit::MinMax, vec![ramp(1, -0.37, 2.9, &device)], |m, x| {
-            m.forward(x);
-        })
+        .init_ranges(
+            RangeInit::MinMax,
+            vec![ramp(1, -0.37, 2.9, &device)],
+            |m, x| {
+                m.forward(x);
+            },
+        )
         .unwrap();
     let quantizer = model.conv.input_quant.quantizer().unwrap();
     let (low, high) = quantizer.range_values();
     let step = (high[0] - low[0]) / 255.0;
     let zero_point = -low[0] / step;
-    assert!((zero_point - zero_point.round()).abs() < 1e-3, "zero point {zero_point}");
+    assert!(
+        (zero_point - zero_point.round()).abs() < 1e-3,
+        "zero point {zero_point}"
+    );
     let zero = quantizer.forward(Tensor::<1>::zeros([1], &device));
     assert_eq!(values(zero), [0.0]);
 }
@@ -119,15 +149,31 @@ fn asymmetric_ranges_represent_zero_exactly() {
 fn ignored_scopes_by_path_and_regex_stay_in_floating_point() {
     let device = Device::flex();
     let attached = |model: &Tiny| -> Vec<String> {
-        quantizer_sites(model).into_iter().filter(|s| s.attached).map(|s| s.path).collect()
+        quantizer_sites(model)
+            .into_iter()
+            .filter(|s| s.attached)
+            .map(|s| s.path)
+            .collect()
     };
     let model = quantize(Tiny::new(&device))
         .ignore("fc2")
-        .init_ranges(RangeInit::MinMax, vec![ramp(1, 0.0, 1.0, &device)], |m, x| {
-            m.forward(x);
-        })
+        .init_ranges(
+            RangeInit::MinMax,
+            vec![ramp(1, 0.0, 1.0, &device)],
+            |m, x| {
+                m.forward(x);
+            },
+        )
         .unwrap();
-    assert_eq!(attached(&model), ["conv.input_quant", "conv.conv", "fc1.input_quant", "fc1.linear"]);
+    assert_eq!(
+        attached(&model),
+        [
+            "conv.input_quant",
+            "conv.conv",
+            "fc1.input_quant",
+            "fc1.linear"
+        ]
+    );
     let model = quantize(Tiny::new(&device))
         .ignore(r"re:fc\d")
         .no_activations()
@@ -141,20 +187,30 @@ fn ignored_scopes_by_path_and_regex_stay_in_floating_point() {
 #[test]
 fn qat_step_trains_scales_and_weights() {
     let device = Device::flex().autodiff();
-    let model = calibrate(Tiny::new(&device), RangeInit::MinMax, vec![ramp(2, -1.0, 1.0, &device)]);
+    let model = calibrate(
+        Tiny::new(&device),
+        RangeInit::MinMax,
+        vec![ramp(2, -1.0, 1.0, &device)],
+    );
     let quantizer = model.fc1.input_quant.quantizer().unwrap();
     let scale_before = values(quantizer.scale.val());
     let logits = model.forward(ramp(4, -1.0, 2.0, &device));
     let grads = logits.powi_scalar(2).mean().backward();
     let quantizer = model.fc1.input_quant.quantizer().unwrap();
-    assert!(quantizer.scale.val().grad(&grads).is_some(), "activation scale gets a gradient");
+    assert!(
+        quantizer.scale.val().grad(&grads).is_some(),
+        "activation scale gets a gradient"
+    );
     let weight_quantizer = model
         .conv
         .conv
         .weight
         .reparameterization::<burn_compress_quant::FakeQuantizer>()
         .unwrap();
-    assert!(weight_quantizer.scale.val().grad(&grads).is_some(), "weight scale gets a gradient");
+    assert!(
+        weight_quantizer.scale.val().grad(&grads).is_some(),
+        "weight scale gets a gradient"
+    );
     let grads = GradientsParams::from_grads(grads, &model);
     let model = AdamConfig::new().init().step(1e-2, model, grads);
     let scale_after = values(model.fc1.input_quant.quantizer().unwrap().scale.val());
@@ -177,7 +233,10 @@ fn folded_batch_norm_matches_conv_then_batch_norm_in_eval_mode() {
     let folded = fold_batch_norm(conv, &bn, "block.conv").unwrap();
     let got = values(folded.forward(x));
     for (i, (g, r)) in got.iter().zip(&reference).enumerate() {
-        assert!((g - r).abs() <= 1e-5 * r.abs().max(1.0), "element {i}: {g} vs {r}");
+        assert!(
+            (g - r).abs() <= 1e-5 * r.abs().max(1.0),
+            "element {i}: {g} vs {r}"
+        );
     }
 }
 
@@ -194,10 +253,17 @@ fn batch_norm_adaptation_re_estimates_running_statistics() {
     assert_eq!(count, 40);
     let after = values(bn.running_mean.value());
     assert_eq!(before, [0.0]);
-    assert!((after[0] - 4.0).abs() < 0.1, "running mean {after:?} approaches the data mean 4");
-    let error = adapt_batch_norm(&bn.valid(), vec![ramp(1, 0.0, 1.0, &Device::flex())], |m, x| {
-        m.forward(x);
-    })
+    assert!(
+        (after[0] - 4.0).abs() < 0.1,
+        "running mean {after:?} approaches the data mean 4"
+    );
+    let error = adapt_batch_norm(
+        &bn.valid(),
+        vec![ramp(1, 0.0, 1.0, &Device::flex())],
+        |m, x| {
+            m.forward(x);
+        },
+    )
     .expect_err("needs autodiff");
     assert!(error.to_string().contains("autodiff"), "{error}");
 }

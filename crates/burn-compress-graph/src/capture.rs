@@ -1,0 +1,570 @@
+//! Capture of a Burn module's forward with Burn's non-executing capture device, converted into a
+//! [`Graph`] whose parameters carry their module paths.
+
+use std::collections::{BTreeMap, HashMap};
+
+use burn::backend::capture::{CaptureBackend, TensorId};
+use burn::backend::ir::{
+    ActivationOperationIr, BaseOperationIr, FloatOperationIr, ModuleOperationIr,
+    NumericOperationIr, OperationIr, ScalarIr, TensorIr,
+};
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::dynamic::mark_dynamic;
+use crate::error::{GraphError, Result};
+use crate::graph::{ConvAttrs, Graph, Op, PoolAttrs, SliceRange, ValueId};
+use crate::tensor::ConstTensor;
+
+/// How to capture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureOptions {
+    /// Mark axis 0 of the input (and every dimension that follows it) as dynamic. Needs a second
+    /// trace at another batch size.
+    pub dynamic_batch: bool,
+}
+
+impl Default for CaptureOptions {
+    fn default() -> Self {
+        Self {
+            dynamic_batch: true,
+        }
+    }
+}
+
+/// Captures `forward(model, x)` for an input of `input_shape` into a [`Graph`].
+///
+/// The model is moved to the capture device with `model.valid().to_device(..)` (its training
+/// state is untouched); parameters become constants named by their module path
+/// (`conv1.weight`). With `options.dynamic_batch`, the forward is traced a second time with
+/// another batch size and every dimension that changed with it is marked dynamic.
+pub fn capture<M, const D: usize, const O: usize>(
+    model: &M,
+    input_shape: [usize; D],
+    forward: impl Fn(&M, Tensor<D>) -> Tensor<O>,
+    options: &CaptureOptions,
+) -> Result<Graph>
+where
+    M: Module,
+{
+    let mut graph = trace(model, input_shape, &forward)?;
+    if options.dynamic_batch {
+        if D == 0 {
+            return Err(GraphError::DynamicBatch("the input is a scalar".into()));
+        }
+        let mut other_shape = input_shape;
+        other_shape[0] = if input_shape[0] == 2 { 3 } else { 2 };
+        let other = trace(model, other_shape, &forward)?;
+        mark_dynamic(&mut graph, &other)?;
+    }
+    graph.check_supported()?;
+    Ok(graph)
+}
+
+fn trace<M, const D: usize, const O: usize>(
+    model: &M,
+    input_shape: [usize; D],
+    forward: &impl Fn(&M, Tensor<D>) -> Tensor<O>,
+) -> Result<Graph>
+where
+    M: Module,
+{
+    let device = Device::capture();
+    let mut params = HashMap::new();
+    let captured = device
+        .capture_scope(|scope| {
+            let moved = model.valid().to_device(&device);
+            moved.visit(&mut PathVisitor {
+                path: Vec::new(),
+                params: &mut params,
+            });
+            let x = Tensor::<D>::zeros(input_shape, &Device::flex()).to_device(&device);
+            let x_id = tensor_id(&x);
+            let y = forward(&moved, x);
+            let y_id = tensor_id(&y);
+            scope.complete([x_id], [y_id])
+        })
+        .map_err(|e| GraphError::Capture(e.to_string()))?;
+    let mut graph = convert(
+        &captured.graph.operations,
+        &captured.graph.inputs,
+        &captured.graph.outputs,
+        &captured.values,
+        &params,
+    )?;
+    graph.remove_dead();
+    graph.validate()?;
+    Ok(graph)
+}
+
+fn tensor_id<const D: usize>(t: &Tensor<D>) -> TensorId {
+    t.clone()
+        .try_into_primitive::<CaptureBackend>()
+        .expect("tensor lives on the capture device")
+        .id()
+}
+
+/// Records the capture-device tensor id of every parameter under its module path.
+struct PathVisitor<'a> {
+    path: Vec<String>,
+    params: &'a mut HashMap<TensorId, String>,
+}
+
+impl ModuleVisitor for PathVisitor<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Ok(primitive) = param.base().try_into_primitive::<CaptureBackend>() {
+            self.params
+                .entry(primitive.id())
+                .or_insert_with(|| self.path.join("."));
+        }
+    }
+}
+
+/// Converts a recorded Burn operation sequence into a [`Graph`].
+pub fn convert(
+    operations: &[OperationIr],
+    inputs: &[TensorId],
+    outputs: &[TensorId],
+    values: &BTreeMap<TensorId, TensorData>,
+    params: &HashMap<TensorId, String>,
+) -> Result<Graph> {
+    let mut c = Converter {
+        graph: Graph::default(),
+        ids: HashMap::new(),
+        values,
+        params,
+    };
+    for (i, id) in inputs.iter().enumerate() {
+        let shape = operations
+            .iter()
+            .flat_map(|op| op.inputs())
+            .find(|t| t.id == *id)
+            .map(|t| t.shape.to_vec())
+            .or_else(|| values.get(id).map(|d| d.shape().to_vec()))
+            .ok_or_else(|| GraphError::Invalid(format!("graph input {id} never used")))?;
+        let name = if inputs.len() == 1 {
+            "input".to_string()
+        } else {
+            format!("input{i}")
+        };
+        let v = c.graph.add_input(name, shape);
+        c.ids.insert(*id, v);
+    }
+    for op in operations {
+        c.operation(op)?;
+    }
+    for id in outputs {
+        let v = c.value(id, None)?;
+        c.graph.outputs.push(v);
+    }
+    Ok(c.graph)
+}
+
+struct Converter<'a> {
+    graph: Graph,
+    ids: HashMap<TensorId, ValueId>,
+    values: &'a BTreeMap<TensorId, TensorData>,
+    params: &'a HashMap<TensorId, String>,
+}
+
+fn scalar(s: &ScalarIr) -> f64 {
+    match *s {
+        ScalarIr::Float(v) => v,
+        ScalarIr::Int(v) => v as f64,
+        ScalarIr::UInt(v) => v as f64,
+        ScalarIr::Bool(v) => f64::from(u8::from(v)),
+    }
+}
+
+fn first_word(debug: String) -> String {
+    debug
+        .split(|c: char| !c.is_alphanumeric())
+        .next()
+        .unwrap_or("?")
+        .to_string()
+}
+
+impl Converter<'_> {
+    fn value(&mut self, id: &TensorId, tensor: Option<&TensorIr>) -> Result<ValueId> {
+        if let Some(v) = self.ids.get(id) {
+            return Ok(*v);
+        }
+        let data = self.values.get(id).ok_or_else(|| {
+            GraphError::Invalid(format!("tensor {id} is read before it is produced"))
+        })?;
+        let param = self.params.get(id).cloned();
+        let name = param
+            .clone()
+            .unwrap_or_else(|| format!("const{}", id.value()));
+        let dtype = data.dtype();
+        if !dtype.is_float() {
+            return Err(GraphError::DType {
+                dtype: format!("{dtype:?}"),
+                tensor: name,
+                path: param.unwrap_or_else(|| "<root>".into()),
+            });
+        }
+        let floats: Vec<f32> = data.iter::<f32>().collect();
+        let shape = tensor
+            .map(|t| t.shape.to_vec())
+            .unwrap_or_else(|| data.shape().to_vec());
+        let v = self
+            .graph
+            .add_constant(name, ConstTensor::new(shape, floats)?, param);
+        self.ids.insert(*id, v);
+        Ok(v)
+    }
+
+    fn input(&mut self, t: &TensorIr) -> Result<ValueId> {
+        self.value(&t.id, Some(t))
+    }
+
+    fn scalar_const(&mut self, value: f64) -> ValueId {
+        let n = self.graph.values.len();
+        self.graph.add_constant(
+            format!("scalar{n}"),
+            ConstTensor::scalar(value as f32),
+            None,
+        )
+    }
+
+    fn node(&mut self, op: Op, inputs: Vec<ValueId>, out: &TensorIr) -> ValueId {
+        let v = self.graph.add_node(
+            op,
+            inputs,
+            format!("t{}", out.id.value()),
+            out.shape.to_vec(),
+        );
+        self.ids.insert(out.id, v);
+        v
+    }
+
+    fn unary(&mut self, op: Op, input: &TensorIr, out: &TensorIr) -> Result<()> {
+        let x = self.input(input)?;
+        self.node(op, vec![x], out);
+        Ok(())
+    }
+
+    fn binary(&mut self, op: Op, lhs: &TensorIr, rhs: &TensorIr, out: &TensorIr) -> Result<()> {
+        let a = self.input(lhs)?;
+        let b = self.input(rhs)?;
+        self.node(op, vec![a, b], out);
+        Ok(())
+    }
+
+    fn with_scalar(
+        &mut self,
+        op: Op,
+        lhs: &TensorIr,
+        rhs: &ScalarIr,
+        out: &TensorIr,
+    ) -> Result<()> {
+        let a = self.input(lhs)?;
+        let b = self.scalar_const(scalar(rhs));
+        self.node(op, vec![a, b], out);
+        Ok(())
+    }
+
+    fn unsupported(&mut self, name: String, op: &OperationIr) -> Result<()> {
+        let mut inputs = Vec::new();
+        for t in op.inputs() {
+            // Non-float inputs of an unsupported op are not modelled; skip them.
+            if let Ok(v) = self.input(t) {
+                inputs.push(v);
+            }
+        }
+        let outs: Vec<TensorIr> = op.outputs().cloned().collect();
+        for out in &outs {
+            self.node(Op::Unsupported { name: name.clone() }, inputs.clone(), out);
+        }
+        Ok(())
+    }
+
+    fn operation(&mut self, operation: &OperationIr) -> Result<()> {
+        match operation {
+            OperationIr::Init(_) | OperationIr::Drop(_) => Ok(()),
+            OperationIr::BaseFloat(op) => self.base(op, operation),
+            OperationIr::NumericFloat(_, op) => self.numeric(op, operation),
+            OperationIr::Float(_, op) => self.float(op, operation),
+            OperationIr::Module(op) => self.module(op, operation),
+            OperationIr::Activation(op) => self.activation(op, operation),
+            OperationIr::BaseInt(op) | OperationIr::BaseBool(op) => {
+                self.unsupported(first_word(format!("{op:?}")), operation)
+            }
+            OperationIr::NumericInt(_, op) => {
+                self.unsupported(format!("Int{}", first_word(format!("{op:?}"))), operation)
+            }
+            other => self.unsupported(first_word(format!("{other:?}")), operation),
+        }
+    }
+
+    fn base(&mut self, op: &BaseOperationIr, whole: &OperationIr) -> Result<()> {
+        match op {
+            BaseOperationIr::Reshape(o) => self.unary(Op::Reshape, &o.input, &o.out),
+            BaseOperationIr::SwapDims(o) => {
+                let mut perm: Vec<usize> = (0..o.input.shape.num_dims()).collect();
+                perm.swap(o.dim1, o.dim2);
+                self.unary(Op::Transpose { perm }, &o.input, &o.out)
+            }
+            BaseOperationIr::Permute(o) => self.unary(
+                Op::Transpose {
+                    perm: o.axes.clone(),
+                },
+                &o.input,
+                &o.out,
+            ),
+            BaseOperationIr::Slice(o) => {
+                let mut ranges = Vec::new();
+                for (axis, s) in o.ranges.iter().enumerate() {
+                    let dim = o.tensor.shape[axis] as isize;
+                    let resolve = |v: isize| if v < 0 { (v + dim).max(0) } else { v.min(dim) };
+                    if s.step < 1 {
+                        return self.unsupported("Slice with a negative step".into(), whole);
+                    }
+                    ranges.push(SliceRange {
+                        start: resolve(s.start) as usize,
+                        end: s.end.map(resolve).unwrap_or(dim) as usize,
+                        step: s.step as usize,
+                    });
+                }
+                self.unary(Op::Slice { ranges }, &o.tensor, &o.out)
+            }
+            BaseOperationIr::Cat(o) => {
+                let mut inputs = Vec::new();
+                for t in &o.tensors {
+                    inputs.push(self.input(t)?);
+                }
+                self.node(Op::Concat { axis: o.dim }, inputs, &o.out);
+                Ok(())
+            }
+            BaseOperationIr::Cast(o) if o.input.dtype == o.out.dtype => {
+                let x = self.input(&o.input)?;
+                self.ids.insert(o.out.id, x);
+                Ok(())
+            }
+            other => self.unsupported(first_word(format!("{other:?}")), whole),
+        }
+    }
+
+    fn numeric(&mut self, op: &NumericOperationIr, whole: &OperationIr) -> Result<()> {
+        use NumericOperationIr as N;
+        match op {
+            N::Add(o) => self.binary(Op::Add, &o.lhs, &o.rhs, &o.out),
+            N::Sub(o) => self.binary(Op::Sub, &o.lhs, &o.rhs, &o.out),
+            N::Mul(o) => self.binary(Op::Mul, &o.lhs, &o.rhs, &o.out),
+            N::Div(o) => self.binary(Op::Div, &o.lhs, &o.rhs, &o.out),
+            N::AddScalar(o) => self.with_scalar(Op::Add, &o.lhs, &o.rhs, &o.out),
+            N::SubScalar(o) => self.with_scalar(Op::Sub, &o.lhs, &o.rhs, &o.out),
+            N::MulScalar(o) => self.with_scalar(Op::Mul, &o.lhs, &o.rhs, &o.out),
+            N::DivScalar(o) => self.with_scalar(Op::Div, &o.lhs, &o.rhs, &o.out),
+            N::Abs(o) => self.unary(Op::Abs, &o.input, &o.out),
+            N::Neg(o) => self.unary(Op::Neg, &o.input, &o.out),
+            N::Clamp(o) => self.unary(
+                Op::Clamp {
+                    min: scalar(&o.min),
+                    max: scalar(&o.max),
+                },
+                &o.tensor,
+                &o.out,
+            ),
+            N::ClampMin(o) => self.unary(
+                Op::Clamp {
+                    min: scalar(&o.rhs),
+                    max: f32::MAX as f64,
+                },
+                &o.lhs,
+                &o.out,
+            ),
+            N::ClampMax(o) => self.unary(
+                Op::Clamp {
+                    min: f32::MIN as f64,
+                    max: scalar(&o.rhs),
+                },
+                &o.lhs,
+                &o.out,
+            ),
+            N::MeanDim(o) => self.unary(Op::ReduceMean { axes: vec![o.axis] }, &o.input, &o.out),
+            N::SumDim(o) => self.unary(Op::ReduceSum { axes: vec![o.axis] }, &o.input, &o.out),
+            N::SumDims(o) => self.unary(
+                Op::ReduceSum {
+                    axes: o.axes.clone(),
+                },
+                &o.input,
+                &o.out,
+            ),
+            other => self.unsupported(first_word(format!("{other:?}")), whole),
+        }
+    }
+
+    fn float(&mut self, op: &FloatOperationIr, whole: &OperationIr) -> Result<()> {
+        use FloatOperationIr as F;
+        match op {
+            F::Exp(o) => self.unary(Op::Exp, &o.input, &o.out),
+            F::Sqrt(o) => self.unary(Op::Sqrt, &o.input, &o.out),
+            F::Erf(o) => self.unary(Op::Erf, &o.input, &o.out),
+            F::Tanh(o) => self.unary(Op::Tanh, &o.input, &o.out),
+            F::Round(o) => self.unary(Op::Round, &o.input, &o.out),
+            F::Matmul(o) => self.binary(Op::MatMul, &o.lhs, &o.rhs, &o.out),
+            F::Recip(o) => {
+                let one = self.scalar_const(1.0);
+                let x = self.input(&o.input)?;
+                self.node(Op::Div, vec![one, x], &o.out);
+                Ok(())
+            }
+            other => self.unsupported(first_word(format!("{other:?}")), whole),
+        }
+    }
+
+    fn module(&mut self, op: &ModuleOperationIr, whole: &OperationIr) -> Result<()> {
+        use ModuleOperationIr as M;
+        match op {
+            M::Conv2d(o) => {
+                let attrs = ConvAttrs {
+                    stride: o.options.stride.to_vec(),
+                    pads_begin: o.options.padding.iter().map(|p| p.0).collect(),
+                    pads_end: o.options.padding.iter().map(|p| p.1).collect(),
+                    dilation: o.options.dilation.to_vec(),
+                    groups: o.options.groups,
+                };
+                self.conv(attrs, &o.x, &o.weight, o.bias.as_ref(), &o.out)
+            }
+            M::Conv1d(o) => {
+                let attrs = ConvAttrs {
+                    stride: o.options.stride.to_vec(),
+                    pads_begin: o.options.padding.iter().map(|p| p.0).collect(),
+                    pads_end: o.options.padding.iter().map(|p| p.1).collect(),
+                    dilation: o.options.dilation.to_vec(),
+                    groups: o.options.groups,
+                };
+                self.conv(attrs, &o.x, &o.weight, o.bias.as_ref(), &o.out)
+            }
+            M::Linear(o) => {
+                let x = self.input(&o.x)?;
+                let w = self.input(&o.weight)?;
+                match &o.bias {
+                    None => {
+                        self.node(Op::MatMul, vec![x, w], &o.out);
+                    }
+                    Some(bias) => {
+                        let b = self.input(bias)?;
+                        let n = self.graph.values.len();
+                        let m = self.graph.add_node(
+                            Op::MatMul,
+                            vec![x, w],
+                            format!("linear{n}"),
+                            o.out.shape.to_vec(),
+                        );
+                        self.node(Op::Add, vec![m, b], &o.out);
+                    }
+                }
+                Ok(())
+            }
+            M::BatchNorm(o) => {
+                let inputs = vec![
+                    self.input(&o.x)?,
+                    self.input(&o.gamma)?,
+                    self.input(&o.beta)?,
+                    self.input(&o.mean)?,
+                    self.input(&o.variance)?,
+                ];
+                self.node(
+                    Op::BatchNorm {
+                        epsilon: scalar(&o.epsilon),
+                    },
+                    inputs,
+                    &o.out,
+                );
+                Ok(())
+            }
+            M::LayerNorm(o) => {
+                let mut inputs = vec![self.input(&o.input)?, self.input(&o.gamma)?];
+                if let Some(beta) = &o.beta {
+                    inputs.push(self.input(beta)?);
+                }
+                self.node(
+                    Op::LayerNorm {
+                        epsilon: scalar(&o.epsilon),
+                    },
+                    inputs,
+                    &o.out,
+                );
+                Ok(())
+            }
+            M::MaxPool2d(o) => self.unary(
+                Op::MaxPool(PoolAttrs {
+                    kernel: o.kernel_size.to_vec(),
+                    stride: o.stride.to_vec(),
+                    padding: o.padding.to_vec(),
+                    dilation: o.dilation.to_vec(),
+                    ceil_mode: o.ceil_mode,
+                }),
+                &o.x,
+                &o.out,
+            ),
+            M::AvgPool2d(o) => self.unary(
+                Op::AvgPool {
+                    pool: PoolAttrs {
+                        kernel: o.kernel_size.to_vec(),
+                        stride: o.stride.to_vec(),
+                        padding: o.padding.to_vec(),
+                        dilation: vec![1, 1],
+                        ceil_mode: o.ceil_mode,
+                    },
+                    count_include_pad: o.count_include_pad,
+                },
+                &o.x,
+                &o.out,
+            ),
+            M::AdaptiveAvgPool2d(o) => self.unary(
+                Op::AdaptiveAvgPool {
+                    output_size: o.output_size.to_vec(),
+                },
+                &o.x,
+                &o.out,
+            ),
+            other => self.unsupported(first_word(format!("{other:?}")), whole),
+        }
+    }
+
+    fn conv(
+        &mut self,
+        attrs: ConvAttrs,
+        x: &TensorIr,
+        weight: &TensorIr,
+        bias: Option<&TensorIr>,
+        out: &TensorIr,
+    ) -> Result<()> {
+        let mut inputs = vec![self.input(x)?, self.input(weight)?];
+        if let Some(b) = bias {
+            inputs.push(self.input(b)?);
+        }
+        self.node(Op::Conv(attrs), inputs, out);
+        Ok(())
+    }
+
+    fn activation(&mut self, op: &ActivationOperationIr, whole: &OperationIr) -> Result<()> {
+        use ActivationOperationIr as A;
+        match op {
+            A::Relu(o) => self.unary(Op::Relu, &o.input, &o.out),
+            A::Gelu(o) => self.unary(Op::Gelu, &o.input, &o.out),
+            A::Sigmoid(o) => self.unary(Op::Sigmoid, &o.input, &o.out),
+            A::LeakyRelu(o) => self.unary(
+                Op::LeakyRelu {
+                    slope: scalar(&o.rhs),
+                },
+                &o.lhs,
+                &o.out,
+            ),
+            A::Softmax(o) => self.unary(Op::Softmax { axis: o.axis }, &o.input, &o.out),
+            other => self.unsupported(first_word(format!("{other:?}")), whole),
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! Recognition of burn-compress fake-quantize computations.
+//!
+//! In inference mode every fake-quantizer computes, for input `x` and constant ranges `il`
+//! (input low) and `r` (range):
+//!
+//! ```text
+//! t = ((x - il) / r).clamp(0, 1) * (L - 1)
+//! q = round(t) / (L - 1) * r + il
+//! ```
+//!
+//! which is OpenVINO's `FakeQuantize(x; il, il + r, il, il + r, L)`. The matcher finds this chain
+//! (every intermediate used once, `il` and `r` constant after folding) and replaces it by one
+//! [`Op::FakeQuantize`] node.
+
+use crate::fold::eval_const;
+use crate::graph::{Graph, Op, ValueId, ValueKind};
+use crate::tensor::ConstTensor;
+
+/// One recognised fake-quantizer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeQuantMatch {
+    /// Index of the node that now holds the [`Op::FakeQuantize`].
+    pub node: usize,
+    /// Number of levels.
+    pub levels: u32,
+    /// Whether the quantized input is a constant (a weight).
+    pub weight: bool,
+}
+
+/// Replaces every fake-quantize chain by an [`Op::FakeQuantize`] node and returns what it found.
+/// Run it before [`crate::fold::fold_constants`], which would fold weight chains into floats.
+pub fn match_fake_quantize(graph: &mut Graph) -> Vec<FakeQuantMatch> {
+    let mut found = Vec::new();
+    for end in 0..graph.nodes.len() {
+        let Some(m) = match_chain(graph, end) else {
+            continue;
+        };
+        let il_id = graph.add_constant(
+            format!("{}/input_low", graph.value(graph.nodes[end].output).name),
+            m.il.clone(),
+            None,
+        );
+        let ih =
+            m.il.zip(&m.range, |a, b| a + b)
+                .expect("il and r broadcast");
+        let ih_id = graph.add_constant(
+            format!("{}/input_high", graph.value(graph.nodes[end].output).name),
+            ih,
+            None,
+        );
+        let weight = graph.constant(m.x).is_some();
+        let levels = m.levels;
+        let node = &mut graph.nodes[end];
+        node.op = Op::FakeQuantize { levels: m.levels };
+        node.inputs = vec![m.x, il_id, ih_id, il_id, ih_id];
+        found.push(FakeQuantMatch {
+            node: end,
+            levels,
+            weight,
+        });
+    }
+    if found.is_empty() {
+        return found;
+    }
+    graph.remove_dead();
+    // Node indices changed: report the surviving fake-quantize nodes.
+    graph
+        .nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, node)| match node.op {
+            Op::FakeQuantize { levels } => Some(FakeQuantMatch {
+                node: i,
+                levels,
+                weight: graph.constant(node.inputs[0]).is_some(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+struct Chain {
+    x: ValueId,
+    il: ConstTensor,
+    range: ConstTensor,
+    levels: u32,
+}
+
+/// The single-use node producing `v`, if `v` is produced by `op`-kind node used once.
+fn single_use_producer<'g>(
+    graph: &'g Graph,
+    uses: &[Vec<usize>],
+    v: ValueId,
+    is: impl Fn(&Op) -> bool,
+) -> Option<&'g crate::graph::Node> {
+    if uses[v.0].len() != 1 {
+        return None;
+    }
+    match graph.value(v).kind {
+        ValueKind::Node(i) if is(&graph.nodes[i].op) => Some(&graph.nodes[i]),
+        _ => None,
+    }
+}
+
+fn scalar_of(graph: &Graph, v: ValueId) -> Option<f32> {
+    let c = eval_const(graph, v)?;
+    (c.len() == 1).then(|| c.data[0])
+}
+
+/// For a commutative binary node, the (non-constant operand, constant operand) pair where the
+/// non-constant one is produced by an `is` node used once.
+fn split_operands<'g>(
+    graph: &'g Graph,
+    uses: &[Vec<usize>],
+    node: &crate::graph::Node,
+    commutative: bool,
+    is: impl Fn(&Op) -> bool + Copy,
+) -> Option<(&'g crate::graph::Node, ValueId)> {
+    let (a, b) = (node.inputs[0], node.inputs[1]);
+    if let Some(p) = single_use_producer(graph, uses, a, is) {
+        return Some((p, b));
+    }
+    if commutative {
+        if let Some(p) = single_use_producer(graph, uses, b, is) {
+            return Some((p, a));
+        }
+    }
+    None
+}
+
+fn match_chain(graph: &Graph, end: usize) -> Option<Chain> {
+    let add = &graph.nodes[end];
+    if add.op != Op::Add {
+        return None;
+    }
+    let uses = graph.consumers();
+    // q = t.add(il)
+    let (mul_r, il2) = split_operands(graph, &uses, add, true, |o| *o == Op::Mul)?;
+    // t = t.mul(r)
+    let (div_s, r2) = split_operands(graph, &uses, mul_r, true, |o| *o == Op::Div)?;
+    // t = t.div_scalar(L - 1)
+    let s2 = scalar_of(graph, div_s.inputs[1])?;
+    let round = single_use_producer(graph, &uses, div_s.inputs[0], |o| *o == Op::Round)?;
+    // t = t.round(); t = t.mul_scalar(L - 1)
+    let (clamp, s1v) = split_operands(
+        graph,
+        &uses,
+        graph.producer(round.inputs[0])?,
+        true,
+        |o| matches!(o, Op::Clamp { min, max } if *min == 0.0 && *max == 1.0),
+    )
+    .filter(|_| uses[round.inputs[0].0].len() == 1)?;
+    let s1 = scalar_of(graph, s1v)?;
+    if graph.producer(round.inputs[0])?.op != Op::Mul {
+        return None;
+    }
+    // t = t.div(r)
+    let div_r = single_use_producer(graph, &uses, clamp.inputs[0], |o| *o == Op::Div)?;
+    let r1 = div_r.inputs[1];
+    // t = x.sub(il)
+    let sub = single_use_producer(graph, &uses, div_r.inputs[0], |o| *o == Op::Sub)?;
+    let (x, il1) = (sub.inputs[0], sub.inputs[1]);
+
+    if s1 != s2 || s1 < 1.0 || s1 > 255.0 || s1.fract() != 0.0 {
+        return None;
+    }
+    let il = eval_const(graph, il1)?;
+    let range = eval_const(graph, r1)?;
+    if eval_const(graph, il2)? != il || eval_const(graph, r2)? != range {
+        return None;
+    }
+    if range.data.iter().any(|&v| v <= 0.0) {
+        return None;
+    }
+    Some(Chain {
+        x,
+        il,
+        range,
+        levels: s1 as u32 + 1,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds `q = fq(x)` with the contract's op sequence; `leak` adds a second consumer of the
+    /// rounded value, which must prevent the match.
+    fn chain(leak: bool) -> Graph {
+        let mut g = Graph::default();
+        let x = g.add_input("x", vec![2, 3]);
+        let s = vec![1, 1];
+        let il = g.add_constant("il", ConstTensor::new(s.clone(), vec![-1.0]).unwrap(), None);
+        let r = g.add_constant("r", ConstTensor::new(s.clone(), vec![2.0]).unwrap(), None);
+        let l = g.add_constant("l", ConstTensor::scalar(255.0), None);
+        let sh = vec![2, 3];
+        let t = g.add_node(Op::Sub, vec![x, il], "t1", sh.clone());
+        let t = g.add_node(Op::Div, vec![t, r], "t2", sh.clone());
+        let t = g.add_node(Op::Clamp { min: 0.0, max: 1.0 }, vec![t], "t3", sh.clone());
+        let t = g.add_node(Op::Mul, vec![t, l], "t4", sh.clone());
+        let rounded = g.add_node(Op::Round, vec![t], "t5", sh.clone());
+        let t = g.add_node(Op::Div, vec![rounded, l], "t6", sh.clone());
+        let t = g.add_node(Op::Mul, vec![t, r], "t7", sh.clone());
+        let q = g.add_node(Op::Add, vec![t, il], "q", sh.clone());
+        g.outputs.push(q);
+        if leak {
+            let extra = g.add_node(Op::Relu, vec![rounded], "extra", sh);
+            g.outputs.push(extra);
+        }
+        g
+    }
+
+    #[test]
+    fn recognises_the_contract_sequence() {
+        let mut g = chain(false);
+        let found = match_fake_quantize(&mut g);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].levels, 256);
+        assert!(!found[0].weight);
+        assert_eq!(g.nodes.len(), 1);
+        let node = &g.nodes[0];
+        assert_eq!(node.op, Op::FakeQuantize { levels: 256 });
+        assert_eq!(g.constant(node.inputs[1]).unwrap().data, vec![-1.0]);
+        assert_eq!(g.constant(node.inputs[2]).unwrap().data, vec![1.0]);
+        g.validate().unwrap();
+    }
+
+    #[test]
+    fn an_intermediate_with_another_consumer_is_not_matched() {
+        let mut g = chain(true);
+        assert!(match_fake_quantize(&mut g).is_empty());
+        assert_eq!(g.nodes.len(), 9);
+    }
+}

@@ -1,0 +1,31 @@
+//! burn-compress-openvino: lowering of a captured Burn graph to an OpenVINO IR v11 pair
+//! (`model.xml` + `model.bin`), and running it from Rust.
+//!
+//! ```ignore
+//! use burn_compress_openvino::{export, ExportOptions, eval, Precision};
+//! let report = export(&model, [1, 1, 28, 28], |m, x| m.forward(x), "model.xml",
+//!                     &ExportOptions::default())?;
+//! let logits = eval("model.xml", &input_data, Precision::F32)?;
+//! ```
+//!
+//! Fake-quantize computations recognised in the graph become `FakeQuantize` layers
+//! (activations) or i8/u8 constants followed by `Convert` -> (`Subtract` zero point) ->
+//! `Multiply` scale (weights): the pattern OpenVINO's CPU plugin runs on INT8 kernels.
+
+pub mod compare;
+pub mod error;
+pub mod export;
+pub mod ir;
+pub mod lower;
+pub mod runtime;
+pub mod weights;
+pub mod write;
+pub mod xml;
+
+pub use compare::{compare, Comparison};
+pub use error::{ExportError, Result};
+pub use export::{export, export_graph, graph_to_ir, ExportOptions, ExportReport};
+pub use ir::IrModel;
+pub use lower::lower;
+pub use runtime::{eval, find_library, CompiledIr, Precision, Runtime};
+pub use xml::to_xml;

@@ -1,0 +1,195 @@
+//! Weight constants in the layout the consuming OpenVINO op wants, and fake-quantized weights
+//! turned into integer constants with their dequantization scale and zero point.
+
+use burn_compress_graph::ConstTensor;
+
+/// How a weight is laid out for its consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// As in the graph.
+    AsIs,
+    /// Convolution weight `[O, I/g, k..]` as GroupConvolution's `[g, O/g, I/g, k..]`.
+    Grouped(usize),
+    /// Burn's `[.., d_in, d_out]` matmul weight as `[d_out, d_in]` for `transpose_b = true`.
+    Transposed,
+}
+
+/// Shape and row-major values of any element type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dense<T> {
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Values.
+    pub data: Vec<T>,
+}
+
+impl<T: Copy> Dense<T> {
+    /// Applies `layout`. Broadcast-shaped tensors (scales) work too: a per-tensor value stays so.
+    pub fn layout(self, layout: Layout) -> Dense<T> {
+        match layout {
+            Layout::AsIs => self,
+            Layout::Grouped(g) => {
+                let mut shape = self.shape.clone();
+                if shape[0] % g == 0 && shape[0] >= g {
+                    let o = shape[0];
+                    shape[0] = o / g;
+                    shape.insert(0, g);
+                } else {
+                    shape.insert(0, 1);
+                }
+                Dense {
+                    shape,
+                    data: self.data,
+                }
+            }
+            Layout::Transposed => {
+                let mut shape = self.shape.clone();
+                while shape.len() > 2 && shape[0] == 1 {
+                    shape.remove(0);
+                }
+                if shape.len() < 2 {
+                    return Dense {
+                        shape,
+                        data: self.data,
+                    };
+                }
+                let (rows, cols) = (shape[0], shape[1]);
+                let mut data = Vec::with_capacity(self.data.len());
+                for c in 0..cols {
+                    for r in 0..rows {
+                        data.push(self.data[r * cols + c]);
+                    }
+                }
+                Dense {
+                    shape: vec![cols, rows],
+                    data,
+                }
+            }
+        }
+    }
+}
+
+impl From<&ConstTensor> for Dense<f32> {
+    fn from(c: &ConstTensor) -> Self {
+        Dense {
+            shape: c.shape.clone(),
+            data: c.data.clone(),
+        }
+    }
+}
+
+/// A weight quantized by a fake-quantizer: `w ≈ (q - zero_point) * scale`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantizedWeight {
+    /// Integer values, i8 range when `zero_point` is `None`, u8 range otherwise.
+    pub q: Dense<i32>,
+    /// Per-channel (or per-tensor) step, broadcastable to `q`.
+    pub scale: Dense<f32>,
+    /// Zero point, broadcastable to `q`; `None` when folded into signed `q`.
+    pub zero_point: Option<Dense<f32>>,
+}
+
+/// Quantizes constant `w` as `FakeQuantize(w; il, ih, il, ih, levels)` does: `k =
+/// round(clamp((w - il) / (ih - il), 0, 1) * (levels - 1))`, step `(ih - il) / (levels - 1)`,
+/// zero point `round(-il / step)`. When the whole integer grid `[-zp, levels - 1 - zp]` of every
+/// channel fits in i8 (symmetric quantizers), the weight is stored signed as `k - zp` with no
+/// zero point; otherwise as unsigned `k` with the zero point.
+pub fn quantize_weight(
+    w: &ConstTensor,
+    il: &ConstTensor,
+    ih: &ConstTensor,
+    levels: u32,
+) -> Option<QuantizedWeight> {
+    let l = (levels - 1) as f32;
+    let range = ih.zip(il, |h, lo| h - lo).ok()?;
+    let t = w
+        .zip(il, |x, lo| x - lo)
+        .ok()?
+        .zip(&range, |x, r| x / r)
+        .ok()?;
+    let k = t.map(|v| (v.clamp(0.0, 1.0) * l).round_ties_even());
+    let step = range.map(|r| r / l);
+    let zp = il.zip(&step, |lo, s| (-lo / s).round_ties_even()).ok()?;
+    let q = k.zip(&zp, |k, z| k - z).ok()?;
+    if q.shape != w.shape {
+        return None;
+    }
+    let symmetric = zp.data.iter().all(|z| (l - 127.0..=128.0).contains(z));
+    if symmetric {
+        return Some(QuantizedWeight {
+            q: Dense {
+                shape: q.shape,
+                data: q.data.iter().map(|&v| v as i32).collect(),
+            },
+            scale: (&step).into(),
+            zero_point: None,
+        });
+    }
+    if k.data.iter().all(|&v| (0.0..=255.0).contains(&v)) {
+        return Some(QuantizedWeight {
+            q: Dense {
+                shape: k.shape,
+                data: k.data.iter().map(|&v| v as i32).collect(),
+            },
+            scale: (&step).into(),
+            zero_point: Some((&zp).into()),
+        });
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symmetric_weights_become_signed_without_zero_point() {
+        // Two output channels, scales 1.0 and 0.5: il = -s, ih = s, 255 levels.
+        let w = ConstTensor::new(vec![2, 2], vec![-1.0, 0.5, 0.25, -0.6]).unwrap();
+        let il = ConstTensor::new(vec![2, 1], vec![-1.0, -0.5]).unwrap();
+        let ih = ConstTensor::new(vec![2, 1], vec![1.0, 0.5]).unwrap();
+        let qw = quantize_weight(&w, &il, &ih, 255).unwrap();
+        assert!(qw.zero_point.is_none());
+        // 0.75 * 254 = 190.5 rounds half to even: 190 - 127 = 63.
+        assert_eq!(qw.q.data, vec![-127, 63, 63, -127]);
+        for (i, &q) in qw.q.data.iter().enumerate() {
+            let (c, step) = (i / 2, qw.scale.data[i / 2]);
+            let clamped = w.data[i].clamp(il.data[c], ih.data[c]);
+            assert!((q as f32 * step - clamped).abs() <= step / 2.0 + 1e-6);
+        }
+    }
+
+    #[test]
+    fn asymmetric_weights_keep_a_zero_point() {
+        let w = ConstTensor::new(vec![3], vec![0.0, 1.0, 3.0]).unwrap();
+        let il = ConstTensor::new(vec![1], vec![-1.0]).unwrap();
+        let ih = ConstTensor::new(vec![1], vec![3.0]).unwrap();
+        let qw = quantize_weight(&w, &il, &ih, 256).unwrap();
+        let zp = qw.zero_point.unwrap();
+        assert_eq!(zp.data, vec![64.0]);
+        assert_eq!(qw.q.data, vec![64, 128, 255]);
+    }
+
+    #[test]
+    fn transposed_layout_swaps_matrix_axes_and_scales() {
+        let d = Dense {
+            shape: vec![1, 2, 3],
+            data: vec![1, 2, 3, 4, 5, 6],
+        }
+        .layout(Layout::Transposed);
+        assert_eq!(d.shape, vec![3, 2]);
+        assert_eq!(d.data, vec![1, 4, 2, 5, 3, 6]);
+        let s = Dense {
+            shape: vec![1, 3],
+            data: vec![1.0, 2.0, 3.0],
+        }
+        .layout(Layout::Transposed);
+        assert_eq!(s.shape, vec![3, 1]);
+        let g = Dense {
+            shape: vec![4, 1, 3, 3],
+            data: vec![0.0; 36],
+        }
+        .layout(Layout::Grouped(4));
+        assert_eq!(g.shape, vec![4, 1, 1, 3, 3]);
+    }
+}
