@@ -43,7 +43,13 @@ fn main() {
     for step in 0..steps + 5 {
         let (images, labels) = data.train.batch(&batches[step % batches.len()], &device);
         let started = Instant::now();
-        (fp32, _) = train_step(fp32, &mut fp32_optimizer, 1e-3, images.clone(), labels.clone());
+        (fp32, _) = train_step(
+            fp32,
+            &mut fp32_optimizer,
+            1e-3,
+            images.clone(),
+            labels.clone(),
+        );
         let fp32_time = started.elapsed().as_secs_f64();
         let started = Instant::now();
         (qat, _) = train_step(qat, &mut qat_optimizer, 1e-4, images, labels);
@@ -57,5 +63,8 @@ fn main() {
     println!("reference CNN, batch 64, flex CPU, {steps} interleaved steps each (after 5 warm-up)");
     println!("FP32 train step median: {:.1} ms", fp32_median * 1e3);
     println!("QAT  train step median: {:.1} ms", qat_median * 1e3);
-    println!("QAT / FP32 step time: {:.2}x (target <= 1.30x; PyTorch+NNCF here: ~1.9x)", qat_median / fp32_median);
+    println!(
+        "QAT / FP32 step time: {:.2}x (target <= 1.30x; PyTorch+NNCF here: ~1.9x)",
+        qat_median / fp32_median
+    );
 }

@@ -11,7 +11,11 @@ use burn_compress_recipes::{mnist, run_qat, Mnist, MnistSplit, QatRecipe, Refere
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "burn-compress", version, about = "Training-time model compression for Burn")]
+#[command(
+    name = "burn-compress",
+    version,
+    about = "Training-time model compression for Burn"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -71,8 +75,14 @@ fn export_model(model: &ReferenceCnn, path: &Path, name: &str) -> Result<(), Str
         name: name.into(),
         ..ExportOptions::default()
     };
-    let report = export(model, [1, 1, 28, 28], |m, x: Tensor<4>| m.forward(x), path, &options)
-        .map_err(|e| e.to_string())?;
+    let report = export(
+        model,
+        [1, 1, 28, 28],
+        |m, x: Tensor<4>| m.forward(x),
+        path,
+        &options,
+    )
+    .map_err(|e| e.to_string())?;
     println!(
         "exported {} ({} layers, .bin {} bytes, {} activation FakeQuantize, {} int8 weights) in {:.0} ms",
         report.xml.display(),
@@ -87,7 +97,8 @@ fn export_model(model: &ReferenceCnn, path: &Path, name: &str) -> Result<(), Str
 
 fn qat(config: &Path, data: Option<PathBuf>, out: &Path) -> Result<(), String> {
     let recipe = QatRecipe::from_file(config).map_err(|e| e.to_string())?;
-    let dataset = Mnist::load(&data.unwrap_or_else(mnist::default_dir)).map_err(|e| e.to_string())?;
+    let dataset =
+        Mnist::load(&data.unwrap_or_else(mnist::default_dir)).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create `{}`: {e}", out.display()))?;
     let (models, summary) = run_qat(&recipe, &dataset, Some(out)).map_err(|e| e.to_string())?;
 
@@ -108,12 +119,21 @@ fn qat(config: &Path, data: Option<PathBuf>, out: &Path) -> Result<(), String> {
     if let Some(folded) = summary.folded_accuracy {
         println!("| FP32, BatchNorm folded (Burn) | {folded:.2} |");
     }
-    println!("| INT8 after range init (Burn, fake-quant) | {:.2} |", summary.init_accuracy);
-    println!("| INT8 after QAT (Burn, fake-quant) | {:.2} |", summary.qat_accuracy);
+    println!(
+        "| INT8 after range init (Burn, fake-quant) | {:.2} |",
+        summary.init_accuracy
+    );
+    println!(
+        "| INT8 after QAT (Burn, fake-quant) | {:.2} |",
+        summary.qat_accuracy
+    );
     match openvino {
         Ok(logits) => {
             let agreement = compare(&burn_logits, &logits, 10);
-            println!("| INT8 IR in OpenVINO | {:.2} |", top1(&logits, &dataset.test.labels));
+            println!(
+                "| INT8 IR in OpenVINO | {:.2} |",
+                top1(&logits, &dataset.test.labels)
+            );
             println!(
                 "INT8 IR vs Burn QAT model: top-1 agreement {:.2} %, max logit difference {:.4}",
                 agreement.top1_agreement * 100.0,
