@@ -664,8 +664,8 @@ impl HandQuant {
         let a1 = self.act1.val();
         let x = fq(
             x,
-            a1.clone().slice([0..1]).reshape([1, 1, 1, 1]),
-            a1.slice([1..2]).reshape([1, 1, 1, 1]),
+            a1.clone().narrow(0, 0, 1).reshape([1, 1, 1, 1]),
+            a1.narrow(0, 1, 1).reshape([1, 1, 1, 1]),
             256,
         );
         let s = self.wscale.val().reshape([8, 1, 1, 1]);
@@ -681,8 +681,8 @@ impl HandQuant {
         let a2 = self.act2.val();
         let y = fq(
             y,
-            a2.clone().slice([0..1]).reshape([1, 1]),
-            a2.slice([1..2]).reshape([1, 1]),
+            a2.clone().narrow(0, 0, 1).reshape([1, 1]),
+            a2.narrow(0, 1, 1).reshape([1, 1]),
             256,
         );
         let fw = fq(

@@ -161,7 +161,7 @@ fn match_chain(graph: &Graph, end: usize) -> Option<Chain> {
     let sub = single_use_producer(graph, &uses, div_r.inputs[0], |o| *o == Op::Sub)?;
     let (x, il1) = (sub.inputs[0], sub.inputs[1]);
 
-    if s1 != s2 || s1 < 1.0 || s1 > 255.0 || s1.fract() != 0.0 {
+    if s1 != s2 || !(1.0..=255.0).contains(&s1) || s1.fract() != 0.0 {
         return None;
     }
     let il = eval_const(graph, il1)?;

@@ -20,7 +20,7 @@ pub struct Comparison {
 pub fn compare(reference: &[f32], actual: &[f32], classes: usize) -> Comparison {
     assert_eq!(reference.len(), actual.len(), "outputs differ in length");
     assert!(
-        classes > 0 && reference.len() % classes == 0,
+        classes > 0 && reference.len().is_multiple_of(classes),
         "bad row length {classes}"
     );
     let max_abs_diff = reference

@@ -158,7 +158,7 @@ impl IrModel {
         bytes: &[u8],
     ) -> PortRef {
         // Keep every constant 64-byte aligned in the blob.
-        while self.bin.len() % 64 != 0 {
+        while !self.bin.len().is_multiple_of(64) {
             self.bin.push(0);
         }
         let offset = self.bin.len();

@@ -30,7 +30,7 @@ impl<T: Copy> Dense<T> {
             Layout::AsIs => self,
             Layout::Grouped(g) => {
                 let mut shape = self.shape.clone();
-                if shape[0] % g == 0 && shape[0] >= g {
+                if shape[0].is_multiple_of(g) && shape[0] >= g {
                     let o = shape[0];
                     shape[0] = o / g;
                     shape.insert(0, g);

@@ -3,7 +3,7 @@
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLoss;
 use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::mnist::MnistSplit;
@@ -93,20 +93,13 @@ pub fn predict<M: Classifier>(
 
 /// Index of the largest value of each row of `classes` values.
 pub fn argmax_rows(logits: &[f32], classes: usize) -> Vec<usize> {
-    logits
-        .chunks(classes)
-        .map(|row| {
-            row.iter()
-                .enumerate()
-                .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-                    if v > best.1 {
-                        (i, v)
-                    } else {
-                        best
-                    }
-                })
-                .0
-        })
+    let rows = logits.len() / classes.max(1);
+    let logits = TensorData::new(logits.to_vec(), [rows, classes]);
+    Tensor::<2>::from_data(logits, &Device::flex())
+        .argmax(1)
+        .into_data()
+        .iter::<i64>()
+        .map(|index| index as usize)
         .collect()
 }
 
