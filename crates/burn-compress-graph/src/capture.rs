@@ -427,23 +427,21 @@ impl Converter<'_> {
         use ModuleOperationIr as M;
         match op {
             M::Conv2d(o) => {
-                let attrs = ConvAttrs {
-                    stride: o.options.stride.to_vec(),
-                    pads_begin: o.options.padding.iter().map(|p| p.0).collect(),
-                    pads_end: o.options.padding.iter().map(|p| p.1).collect(),
-                    dilation: o.options.dilation.to_vec(),
-                    groups: o.options.groups,
-                };
+                let attrs = conv_attrs(
+                    &o.options.stride,
+                    &o.options.padding,
+                    &o.options.dilation,
+                    o.options.groups,
+                );
                 self.conv(attrs, &o.x, &o.weight, o.bias.as_ref(), &o.out)
             }
             M::Conv1d(o) => {
-                let attrs = ConvAttrs {
-                    stride: o.options.stride.to_vec(),
-                    pads_begin: o.options.padding.iter().map(|p| p.0).collect(),
-                    pads_end: o.options.padding.iter().map(|p| p.1).collect(),
-                    dilation: o.options.dilation.to_vec(),
-                    groups: o.options.groups,
-                };
+                let attrs = conv_attrs(
+                    &o.options.stride,
+                    &o.options.padding,
+                    &o.options.dilation,
+                    o.options.groups,
+                );
                 self.conv(attrs, &o.x, &o.weight, o.bias.as_ref(), &o.out)
             }
             M::Linear(o) => {
@@ -566,5 +564,21 @@ impl Converter<'_> {
             A::Softmax(o) => self.unary(Op::Softmax { axis: o.axis }, &o.input, &o.out),
             other => self.unsupported(first_word(format!("{other:?}")), whole),
         }
+    }
+}
+
+/// Convolution attributes from Burn's per-axis options (any number of spatial axes).
+fn conv_attrs(
+    stride: &[usize],
+    padding: &[(usize, usize)],
+    dilation: &[usize],
+    groups: usize,
+) -> ConvAttrs {
+    ConvAttrs {
+        stride: stride.to_vec(),
+        pads_begin: padding.iter().map(|p| p.0).collect(),
+        pads_end: padding.iter().map(|p| p.1).collect(),
+        dilation: dilation.to_vec(),
+        groups,
     }
 }

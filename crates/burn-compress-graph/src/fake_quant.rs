@@ -64,6 +64,11 @@ pub fn match_fake_quantize(graph: &mut Graph) -> Vec<FakeQuantMatch> {
     }
     graph.remove_dead();
     // Node indices changed: report the surviving fake-quantize nodes.
+    fake_quantize_nodes(graph)
+}
+
+/// The `FakeQuantize` nodes of `graph`, with whether each quantizes a constant (a weight).
+pub fn fake_quantize_nodes(graph: &Graph) -> Vec<FakeQuantMatch> {
     graph
         .nodes
         .iter()

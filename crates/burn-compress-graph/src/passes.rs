@@ -1,7 +1,7 @@
 //! Graph clean-up passes and the pipeline that prepares a captured graph for export.
 
 use crate::error::Result;
-use crate::fake_quant::{match_fake_quantize, FakeQuantMatch};
+use crate::fake_quant::{fake_quantize_nodes, match_fake_quantize, FakeQuantMatch};
 use crate::fold::fold_constants;
 use crate::graph::{Graph, Op, ValueKind};
 
@@ -26,19 +26,7 @@ pub fn prepare(graph: &mut Graph) -> Result<PrepareReport> {
     let folded = fold_constants(graph);
     let identities = remove_identities(graph);
     graph.validate()?;
-    let fake_quantizers = graph
-        .nodes
-        .iter()
-        .enumerate()
-        .filter_map(|(i, node)| match node.op {
-            Op::FakeQuantize { levels } => Some(FakeQuantMatch {
-                node: i,
-                levels,
-                weight: graph.constant(node.inputs[0]).is_some(),
-            }),
-            _ => None,
-        })
-        .collect::<Vec<_>>();
+    let fake_quantizers = fake_quantize_nodes(graph);
     Ok(PrepareReport {
         fake_quantizers,
         folded,
