@@ -1,7 +1,8 @@
 //! burn-compress: training-time model compression for Burn.
 //!
 //! Quantization-aware training with fake-quantize layers (OpenVINO `FakeQuantize` semantics,
-//! NNCF's learnable-range gradients), then export to OpenVINO IR.
+//! NNCF's learnable-range gradients) and sparsity (magnitude, RB, N:M) on the user's own Burn
+//! modules, composed per weight as `FQ(mask ⊙ w)`, then export to OpenVINO IR.
 //!
 //! ```ignore
 //! use burn_compress::prelude::*;
@@ -11,18 +12,35 @@
 //!     .ignore("fc2")
 //!     .init_ranges(RangeInit::MeanMinMax, calibration_batches, |m, x| { m.forward(x); })?;
 //! // ... fine-tune with any Burn training loop ...
+//! let report = burn_compress::export(&model, [1, 1, 28, 28], |m, x| m.forward(x),
+//!                                    "model.xml", &ExportOptions::default())?;
 //! ```
 
+mod export;
+
+pub use burn_compress_core as shared;
 pub use burn_compress_graph as graph;
 pub use burn_compress_openvino as openvino;
 pub use burn_compress_quant as quant;
 pub use burn_compress_quant::quantize;
+pub use burn_compress_sparsity as sparsity;
+pub use burn_compress_sparsity::sparsify;
+pub use export::{export, Error};
 
 /// The names most programs need.
 pub mod prelude {
+    pub use crate::export;
+    pub use burn_compress_core::{
+        LevelSchedule, MaskGradient, ModelStats, Schedule, WeightTransform,
+    };
+    pub use burn_compress_openvino::{ExportOptions, ExportReport};
     pub use burn_compress_quant::{
         adapt_batch_norm, fold_batch_norm, quantize, ActivationQuantizer, FakeQuantizer,
         Granularity, QConv1d, QConv2d, QLinear, QuantConfig, QuantMode, QuantSpec, RangeInit,
         Signedness,
+    };
+    pub use burn_compress_sparsity::{
+        sparsify, Importance, LevelMode, NmSparsity, NmTraining, Sparsity, SparsityController,
+        SparsityMethod,
     };
 }

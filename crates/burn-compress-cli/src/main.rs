@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use burn_compress::openvino::{compare, export, ExportOptions, Precision, Runtime};
+use burn_compress::export;
+use burn_compress::openvino::{compare, ExportOptions, Precision, Runtime};
 use burn_compress_recipes::train::{predict, progress_bar, top1};
-use burn_compress_recipes::{mnist, run_qat, Mnist, MnistSplit, QatRecipe, ReferenceCnn};
+use burn_compress_recipes::{mnist, run_recipe, Mnist, MnistSplit, Recipe, ReferenceCnn};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -23,8 +24,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train the reference CNN in FP32, attach quantizers, fine-tune (QAT), export both models
-    /// to OpenVINO IR and compare the INT8 IR with the Burn QAT model.
+    /// Run a compression recipe: train the reference CNN in FP32, attach what the config asks
+    /// (sparsity masks, quantizers), fine-tune, export both models to OpenVINO IR and compare
+    /// the compressed IR with the Burn model.
+    Run {
+        /// Recipe config (JSON), e.g. configs/mnist_magnitude50_int8.json.
+        config: PathBuf,
+        /// Folder with the MNIST IDX files (default: the repository's data/mnist-10k).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Folder for checkpoints, IRs and summary.json (default: out/<config name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The reference QAT recipe: `run configs/mnist_qat.json`.
     Qat {
         /// Recipe config (JSON).
         #[arg(long, default_value = "configs/mnist_qat.json")]
@@ -88,31 +101,41 @@ fn export_model(model: &ReferenceCnn, path: &Path, name: &str) -> Result<(), Str
         report.xml.display(),
         report.layers,
         report.bin_bytes,
-        report.activation_quantizers,
-        report.quantized_weights,
+        report.activation_quantizers.len(),
+        report.quantized_weights().len(),
         report.elapsed.as_secs_f64() * 1e3
     );
     Ok(())
 }
 
-fn qat(config: &Path, data: Option<PathBuf>, out: &Path) -> Result<(), String> {
-    let recipe = QatRecipe::from_file(config).map_err(|e| e.to_string())?;
+fn run_config(config: &Path, data: Option<PathBuf>, out: &Path) -> Result<(), String> {
+    let recipe = Recipe::from_file(config).map_err(|e| e.to_string())?;
     let dataset =
         Mnist::load(&data.unwrap_or_else(mnist::default_dir)).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create `{}`: {e}", out.display()))?;
-    let (models, summary) = run_qat(&recipe, &dataset, Some(out)).map_err(|e| e.to_string())?;
+    let (models, summary) =
+        run_recipe(&recipe, &dataset, None, Some(out)).map_err(|e| e.to_string())?;
 
-    let (fp32, qat) = (models.fp32.valid(), models.qat.valid());
+    let (fp32, compressed) = (models.fp32.valid(), models.compressed.valid());
     export_model(&fp32, &out.join("fp32.xml"), "reference_cnn_fp32")?;
-    export_model(&qat, &out.join("int8.xml"), "reference_cnn_int8")?;
-    let burn_logits = predict(&qat, &dataset.test, 250, &Device::flex());
-    let openvino = openvino_logits(&out.join("int8.xml"), &dataset.test);
+    export_model(
+        &compressed,
+        &out.join("compressed.xml"),
+        "reference_cnn_compressed",
+    )?;
+    let burn_logits = predict(&compressed, &dataset.test, 250, &Device::flex());
+    let openvino = openvino_logits(&out.join("compressed.xml"), &dataset.test);
 
     println!();
     println!(
         "MNIST-10k (train {} / test {}, split index % 5 == 4 -> test)",
         summary.split.0, summary.split.1
     );
+    let bin_bytes = |name: &str| {
+        std::fs::metadata(out.join(name))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
     println!("| stage | top-1 (%) |");
     println!("|---|---|");
     println!("| FP32 (Burn) | {:.2} |", summary.fp32_accuracy);
@@ -120,40 +143,60 @@ fn qat(config: &Path, data: Option<PathBuf>, out: &Path) -> Result<(), String> {
         println!("| FP32, BatchNorm folded (Burn) | {folded:.2} |");
     }
     println!(
-        "| INT8 after range init (Burn, fake-quant) | {:.2} |",
+        "| compression attached, before fine-tuning (Burn) | {:.2} |",
         summary.init_accuracy
     );
     println!(
-        "| INT8 after QAT (Burn, fake-quant) | {:.2} |",
-        summary.qat_accuracy
+        "| after fine-tuning (Burn) | {:.2} |",
+        summary.compressed_accuracy
     );
     match openvino {
         Ok(logits) => {
             let agreement = compare(&burn_logits, &logits, 10);
             println!(
-                "| INT8 IR in OpenVINO | {:.2} |",
+                "| compressed IR in OpenVINO | {:.2} |",
                 top1(&logits, &dataset.test.labels)
             );
             println!(
-                "INT8 IR vs Burn QAT model: top-1 agreement {:.2} %, max logit difference {:.4}",
+                "IR vs Burn model: top-1 agreement {:.2} %, max logit difference {:.4}",
                 agreement.top1_agreement * 100.0,
                 agreement.max_abs_diff
             );
         }
         Err(error) => println!("(OpenVINO not run: {error})"),
     }
+    println!();
+    print!("{}", summary.stats);
+    if let Some(level) = summary.sparsity {
+        println!("sparsity of the masked weights: {:.2} %", 100.0 * level);
+    }
     println!(
-        "FP32 training {:.1} s, QAT {:.1} s; outputs in {}",
+        "IR .bin: FP32 {} B, compressed {} B",
+        bin_bytes("fp32.bin"),
+        bin_bytes("compressed.bin")
+    );
+    println!(
+        "FP32 training {:.1} s, fine-tuning {:.1} s; outputs in {}",
         summary.fp32_seconds,
-        summary.qat_seconds,
+        summary.finetune_seconds,
         out.display()
     );
     Ok(())
 }
 
+/// `out/<config file stem>`.
+fn default_out(config: &Path) -> PathBuf {
+    let stem = config.file_stem().unwrap_or_default();
+    Path::new("out").join(stem)
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Qat { config, data, out } => qat(&config, data, &out),
+        Command::Run { config, data, out } => {
+            let out = out.unwrap_or_else(|| default_out(&config));
+            run_config(&config, data, &out)
+        }
+        Command::Qat { config, data, out } => run_config(&config, data, &out),
         Command::Eval { ir, data } => {
             let dataset =
                 Mnist::load(&data.unwrap_or_else(mnist::default_dir)).map_err(|e| e.to_string())?;

@@ -29,6 +29,14 @@ pub enum GraphError {
     /// The batch dimension could not be made dynamic.
     #[error("cannot make the batch dimension dynamic: {0}; export with a static shape instead")]
     DynamicBatch(String),
+    /// A recognised fake-quantizer has a range that cannot be exported.
+    #[error("fake-quantizer `{quantizer}`: {reason}")]
+    InvalidQuantizer {
+        /// The parameter holding the quantizer's range (or the quantized tensor).
+        quantizer: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A pass found a graph it cannot handle.
     #[error("invalid graph: {0}")]
     Invalid(String),

@@ -12,6 +12,7 @@
 //! (every intermediate used once, `il` and `r` constant after folding) and replaces it by one
 //! [`Op::FakeQuantize`] node.
 
+use crate::error::{GraphError, Result};
 use crate::fold::eval_const;
 use crate::graph::{Graph, Op, ValueId, ValueKind};
 use crate::tensor::ConstTensor;
@@ -25,46 +26,88 @@ pub struct FakeQuantMatch {
     pub levels: u32,
     /// Whether the quantized input is a constant (a weight).
     pub weight: bool,
+    /// Parameter path of the quantized weight (`conv1.weight`), for weights.
+    pub weight_param: Option<String>,
+    /// The parameter the range was computed from (`conv1.weight.fake_quant.scale`), if any.
+    pub range_param: Option<String>,
 }
 
 /// Replaces every fake-quantize chain by an [`Op::FakeQuantize`] node and returns what it found.
 /// Run it before [`crate::fold::fold_constants`], which would fold weight chains into floats.
-pub fn match_fake_quantize(graph: &mut Graph) -> Vec<FakeQuantMatch> {
-    let mut found = Vec::new();
+///
+/// A chain is recognised by its structure alone; its range must then be finite and non-empty
+/// on every channel, or the error names the quantizer's parameter (no silent fallback to a
+/// floating-point computation).
+pub fn match_fake_quantize(graph: &mut Graph) -> Result<Vec<FakeQuantMatch>> {
+    let mut found = 0;
     for end in 0..graph.nodes.len() {
         let Some(m) = match_chain(graph, end) else {
             continue;
         };
-        let il_id = graph.add_constant(
-            format!("{}/input_low", graph.value(graph.nodes[end].output).name),
-            m.il.clone(),
-            None,
-        );
+        let range_param = source_params(graph, m.range_source)
+            .into_iter()
+            .chain(source_params(graph, m.low_source))
+            .next();
+        check_range(graph, &m, range_param.as_deref())?;
+        let name = graph.value(graph.nodes[end].output).name.clone();
+        let il_id = graph.add_constant(format!("{name}/input_low"), m.il.clone(), range_param);
         let ih =
             m.il.zip(&m.range, |a, b| a + b)
                 .expect("il and r broadcast");
-        let ih_id = graph.add_constant(
-            format!("{}/input_high", graph.value(graph.nodes[end].output).name),
-            ih,
-            None,
-        );
-        let weight = graph.constant(m.x).is_some();
-        let levels = m.levels;
+        let ih_id = graph.add_constant(format!("{name}/input_high"), ih, None);
         let node = &mut graph.nodes[end];
         node.op = Op::FakeQuantize { levels: m.levels };
         node.inputs = vec![m.x, il_id, ih_id, il_id, ih_id];
-        found.push(FakeQuantMatch {
-            node: end,
-            levels,
-            weight,
-        });
+        found += 1;
     }
-    if found.is_empty() {
-        return found;
+    if found > 0 {
+        graph.remove_dead();
     }
-    graph.remove_dead();
     // Node indices changed: report the surviving fake-quantize nodes.
-    fake_quantize_nodes(graph)
+    Ok(fake_quantize_nodes(graph))
+}
+
+/// Every channel of a recognised range must be finite with a positive width.
+fn check_range(graph: &Graph, m: &Chain, range_param: Option<&str>) -> Result<()> {
+    let bad_low = m.il.data.iter().position(|v| !v.is_finite());
+    let bad_range = m
+        .range
+        .data
+        .iter()
+        .position(|v| !v.is_finite() || *v <= 0.0);
+    let reason = match (bad_low, bad_range) {
+        (Some(c), _) => format!("input_low of channel {c} is {}", m.il.data[c]),
+        (None, Some(c)) => format!("range width of channel {c} is {}", m.range.data[c]),
+        (None, None) => return Ok(()),
+    };
+    let quantizer = range_param
+        .map(str::to_string)
+        .or_else(|| graph.value(m.x).param.clone())
+        .unwrap_or_else(|| graph.value(m.x).name.clone());
+    Err(GraphError::InvalidQuantizer {
+        quantizer,
+        reason: format!("{reason}; a range must be finite and not empty"),
+    })
+}
+
+/// Parameter paths of the constants `v` is computed from (depth first, inputs in order).
+pub fn source_params(graph: &Graph, v: ValueId) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![v];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(v) = stack.pop() {
+        if !seen.insert(v) {
+            continue;
+        }
+        let value = graph.value(v);
+        if let Some(param) = &value.param {
+            found.push(param.clone());
+        }
+        if let ValueKind::Node(i) = value.kind {
+            stack.extend(graph.nodes[i].inputs.iter().rev());
+        }
+    }
+    found
 }
 
 /// The `FakeQuantize` nodes of `graph`, with whether each quantizes a constant (a weight).
@@ -74,11 +117,17 @@ pub fn fake_quantize_nodes(graph: &Graph) -> Vec<FakeQuantMatch> {
         .iter()
         .enumerate()
         .filter_map(|(i, node)| match node.op {
-            Op::FakeQuantize { levels } => Some(FakeQuantMatch {
-                node: i,
-                levels,
-                weight: graph.constant(node.inputs[0]).is_some(),
-            }),
+            Op::FakeQuantize { levels } => {
+                let input = graph.value(node.inputs[0]);
+                let weight = input.constant().is_some();
+                Some(FakeQuantMatch {
+                    node: i,
+                    levels,
+                    weight,
+                    weight_param: input.param.clone().filter(|_| weight),
+                    range_param: graph.value(node.inputs[1]).param.clone(),
+                })
+            }
             _ => None,
         })
         .collect()
@@ -89,6 +138,9 @@ struct Chain {
     il: ConstTensor,
     range: ConstTensor,
     levels: u32,
+    /// The values `il` and `r` were read from, for naming the quantizer.
+    low_source: ValueId,
+    range_source: ValueId,
 }
 
 /// The single-use node producing `v`, if `v` is produced by `op`-kind node used once.
@@ -174,14 +226,13 @@ fn match_chain(graph: &Graph, end: usize) -> Option<Chain> {
     if eval_const(graph, il2)? != il || eval_const(graph, r2)? != range {
         return None;
     }
-    if range.data.iter().any(|&v| v <= 0.0) {
-        return None;
-    }
     Some(Chain {
         x,
         il,
         range,
         levels: s1 as u32 + 1,
+        low_source: il1,
+        range_source: r1,
     })
 }
 
@@ -218,7 +269,7 @@ mod tests {
     #[test]
     fn recognises_the_contract_sequence() {
         let mut g = chain(false);
-        let found = match_fake_quantize(&mut g);
+        let found = match_fake_quantize(&mut g).unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].levels, 256);
         assert!(!found[0].weight);
@@ -233,7 +284,7 @@ mod tests {
     #[test]
     fn an_intermediate_with_another_consumer_is_not_matched() {
         let mut g = chain(true);
-        assert!(match_fake_quantize(&mut g).is_empty());
+        assert!(match_fake_quantize(&mut g).unwrap().is_empty());
         assert_eq!(g.nodes.len(), 9);
     }
 }

@@ -21,7 +21,7 @@ pub struct PrepareReport {
 /// identities and dead code.
 pub fn prepare(graph: &mut Graph) -> Result<PrepareReport> {
     graph.check_supported()?;
-    match_fake_quantize(graph);
+    match_fake_quantize(graph)?;
     push_reshape_into_quantized_weights(graph);
     let folded = fold_constants(graph);
     let identities = remove_identities(graph);

@@ -20,6 +20,14 @@ pub enum ExportError {
         /// Why.
         reason: String,
     },
+    /// A quantizer the model carries would not be in the IR as a quantizer.
+    #[error("quantizer of `{path}` cannot be exported: {reason}")]
+    MissingQuantizer {
+        /// Parameter path of the quantized weight or activation quantizer.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// Writing the files failed (nothing is left behind).
     #[error("cannot write {path}: {source}")]
     Io {

@@ -8,7 +8,7 @@ use burn::tensor::Tensor;
 use burn_compress_graph::{capture, prepare, CaptureOptions, Graph};
 
 use crate::error::{ExportError, Result};
-use crate::ir::{ElementType, IrModel};
+use crate::ir::{ElementType, IrModel, WeightSummary};
 use crate::lower::lower;
 use crate::write::write_pair;
 use crate::xml::to_xml;
@@ -20,6 +20,8 @@ pub struct ExportOptions {
     pub dynamic_batch: bool,
     /// Model name written in the IR.
     pub name: String,
+    /// Quantizers that must survive into the IR; checked before anything is written.
+    pub expect: ExpectedQuantizers,
 }
 
 impl Default for ExportOptions {
@@ -27,7 +29,64 @@ impl Default for ExportOptions {
         Self {
             dynamic_batch: true,
             name: "burn_model".into(),
+            expect: ExpectedQuantizers::default(),
         }
+    }
+}
+
+/// Quantizers the model carries, which the IR must show (no silent fallback to floating point).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExpectedQuantizers {
+    /// Parameter paths of weights that must be written as 8-bit integer constants.
+    pub integer_weights: Vec<String>,
+    /// Parameter path prefixes (`conv1.input_quant.slot`) of activation quantizers that must each
+    /// become at least one `FakeQuantize` layer.
+    pub activation_quantizers: Vec<String>,
+}
+
+impl ExpectedQuantizers {
+    /// Checks `ir` against the expectations; the error names the first quantizer missing.
+    pub fn check(&self, ir: &IrModel) -> Result<()> {
+        for param in &self.integer_weights {
+            let written = ir.weights.iter().find(|w| &w.param == param);
+            match written {
+                Some(w) if matches!(w.element, ElementType::I8 | ElementType::U8) => {}
+                Some(w) => {
+                    return Err(ExportError::MissingQuantizer {
+                        path: param.clone(),
+                        reason: format!(
+                            "its weight quantizer was not recognised: the weight would be \
+                             written as {}",
+                            w.element.name()
+                        ),
+                    })
+                }
+                None => {
+                    return Err(ExportError::MissingQuantizer {
+                        path: param.clone(),
+                        reason: "the quantized weight does not reach the IR (is the layer used \
+                                 by the exported forward?)"
+                            .into(),
+                    })
+                }
+            }
+        }
+        for prefix in &self.activation_quantizers {
+            let inside = format!("{prefix}.");
+            if !ir
+                .activation_quantizers
+                .iter()
+                .any(|source| source.starts_with(&inside))
+            {
+                return Err(ExportError::MissingQuantizer {
+                    path: prefix.clone(),
+                    reason: "the activation quantizer produced no FakeQuantize layer (is it \
+                             used by the exported forward?)"
+                        .into(),
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -40,10 +99,10 @@ pub struct ExportReport {
     pub bin: PathBuf,
     /// Size of the `.bin`.
     pub bin_bytes: usize,
-    /// Activation `FakeQuantize` layers written.
-    pub activation_quantizers: usize,
-    /// Weights written as 8-bit integer constants.
-    pub quantized_weights: usize,
+    /// Activation `FakeQuantize` layers written: the parameter each range came from.
+    pub activation_quantizers: Vec<String>,
+    /// Every Convolution / MatMul weight: element type and zeros.
+    pub weights: Vec<WeightSummary>,
     /// IR layers written.
     pub layers: usize,
     /// Time from capture to files on disk.
@@ -78,10 +137,24 @@ where
     Ok(report)
 }
 
-/// Lowers a captured graph to an in-memory IR (after [`prepare`]).
+/// Lowers a captured graph to an in-memory IR (after [`prepare`]) and checks it against
+/// `options.expect`.
 pub fn graph_to_ir(mut graph: Graph, options: &ExportOptions) -> Result<IrModel> {
     prepare(&mut graph)?;
-    lower(&graph, &options.name)
+    let ir = lower(&graph, &options.name)?;
+    options.expect.check(&ir)?;
+    Ok(ir)
+}
+
+impl ExportReport {
+    /// Parameter paths of the weights written as 8-bit integers.
+    pub fn quantized_weights(&self) -> Vec<&str> {
+        self.weights
+            .iter()
+            .filter(|w| matches!(w.element, ElementType::I8 | ElementType::U8))
+            .map(|w| w.param.as_str())
+            .collect()
+    }
 }
 
 /// Prepares, lowers and writes an already captured graph.
@@ -97,20 +170,12 @@ pub fn export_graph(
         source,
     })?;
     let (xml_path, bin_path) = write_pair(path.as_ref(), &xml, &ir.bin)?;
-    let count = |kind: &str| ir.layers.iter().filter(|l| l.kind == kind).count();
-    let quantized_weights = ir
-        .layers
-        .iter()
-        .filter(|l| {
-            l.kind == "Const" && matches!(l.outputs[0].element, ElementType::I8 | ElementType::U8)
-        })
-        .count();
     Ok(ExportReport {
         xml: xml_path,
         bin: bin_path,
         bin_bytes: ir.bin.len(),
-        activation_quantizers: count("FakeQuantize"),
-        quantized_weights,
+        activation_quantizers: ir.activation_quantizers.clone(),
+        weights: ir.weights.clone(),
         layers: ir.layers.len(),
         elapsed: start.elapsed(),
     })

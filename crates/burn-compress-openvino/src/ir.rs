@@ -87,6 +87,26 @@ pub struct Edge {
     pub to_port: usize,
 }
 
+/// How one Convolution / MatMul weight was written (provenance kept for reports and checks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightSummary {
+    /// Parameter path of the weight in the Burn model (`conv1.weight`).
+    pub param: String,
+    /// Element type of its constant: `I8`/`U8` for quantized weights, `F32` otherwise.
+    pub element: ElementType,
+    /// Number of elements.
+    pub elements: usize,
+    /// Elements that are exactly zero (quantized: whose integer equals the zero point).
+    pub zeros: usize,
+}
+
+impl WeightSummary {
+    /// Fraction of elements that are zero.
+    pub fn sparsity(&self) -> f64 {
+        self.zeros as f64 / self.elements.max(1) as f64
+    }
+}
+
 /// A whole IR: layers, edges and the `.bin` contents.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IrModel {
@@ -98,6 +118,11 @@ pub struct IrModel {
     pub edges: Vec<Edge>,
     /// Weights blob.
     pub bin: Vec<u8>,
+    /// The Convolution / MatMul weights, in the order they were written.
+    pub weights: Vec<WeightSummary>,
+    /// For each activation `FakeQuantize` layer, the parameter its range came from (empty when
+    /// the range was a plain constant).
+    pub activation_quantizers: Vec<String>,
 }
 
 impl IrModel {

@@ -24,8 +24,10 @@ pub mod xml;
 
 pub use compare::{compare, Comparison};
 pub use error::{ExportError, Result};
-pub use export::{export, export_graph, graph_to_ir, ExportOptions, ExportReport};
-pub use ir::IrModel;
+pub use export::{
+    export, export_graph, graph_to_ir, ExpectedQuantizers, ExportOptions, ExportReport,
+};
+pub use ir::{ElementType, IrModel, WeightSummary};
 pub use lower::lower;
 pub use runtime::{eval, find_library, CompiledIr, Precision, Runtime};
 pub use xml::to_xml;

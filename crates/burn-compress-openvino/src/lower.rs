@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use burn_compress_graph::{ConstTensor, Graph, Op, ValueId, ValueKind};
 
 use crate::error::{ExportError, Result};
-use crate::ir::{attr, join, ElementType, IrModel, Port, PortRef};
+use crate::ir::{attr, join, ElementType, IrModel, Port, PortRef, WeightSummary};
 use crate::weights::{quantize_weight, Dense, Layout};
 
 /// Lowers `graph` (after [`burn_compress_graph::prepare`]) into an IR model named `name`.
@@ -173,6 +173,21 @@ impl Lowerer<'_> {
     ) -> Result<PortRef> {
         let qw = quantize_weight(w, il, ih, levels)
             .ok_or_else(|| self.err(node, "weight ranges do not fit 8-bit integers"))?;
+        self.ir.weights.push(WeightSummary {
+            param: self
+                .graph
+                .value(self.graph.nodes[node].inputs[0])
+                .param
+                .clone()
+                .unwrap_or_else(|| name.to_string()),
+            element: if qw.zero_point.is_none() {
+                ElementType::I8
+            } else {
+                ElementType::U8
+            },
+            elements: qw.q.data.len(),
+            zeros: qw.zero_count(),
+        });
         let q = qw.q.layout(layout);
         let (element, bytes): (ElementType, Vec<u8>) = if qw.zero_point.is_none() {
             (
@@ -269,6 +284,8 @@ impl Lowerer<'_> {
                     return Ok(());
                 }
                 let p = self.input_ports(i)?;
+                let source = g.value(node.inputs[1]).param.clone().unwrap_or_default();
+                self.ir.activation_quantizers.push(source);
                 self.emit(
                     i,
                     "FakeQuantize",
@@ -620,9 +637,22 @@ impl Lowerer<'_> {
         Ok(())
     }
 
+    /// The weight input `v` of Convolution / MatMul node `i` in `layout`, recorded in the IR's
+    /// weight summaries.
     fn weight_for(&mut self, v: ValueId, layout: Layout, i: usize) -> Result<PortRef> {
         if self.weight_like(v) {
-            self.weight(v, layout)
+            let port = self.weight(v, layout)?;
+            // Quantized weights are recorded as they are written; record the float ones here.
+            let value = self.graph.value(v);
+            if let (ValueKind::Constant(c), Some(param)) = (&value.kind, &value.param) {
+                self.ir.weights.push(WeightSummary {
+                    param: param.clone(),
+                    element: ElementType::F32,
+                    elements: c.data.len(),
+                    zeros: c.data.iter().filter(|&&x| x == 0.0).count(),
+                });
+            }
+            Ok(port)
         } else if layout == Layout::AsIs {
             self.port_of(v)
         } else {

@@ -89,6 +89,27 @@ pub struct QuantizedWeight {
     pub zero_point: Option<Dense<f32>>,
 }
 
+impl QuantizedWeight {
+    /// Number of elements that dequantize to exactly 0.0 (integer equal to the zero point).
+    pub fn zero_count(&self) -> usize {
+        let Some(zp) = &self.zero_point else {
+            return self.q.data.iter().filter(|&&q| q == 0).count();
+        };
+        let q = ConstTensor::new(
+            self.q.shape.clone(),
+            self.q.data.iter().map(|&v| v as f32).collect(),
+        );
+        let zp = ConstTensor::new(zp.shape.clone(), zp.data.clone());
+        match (q, zp) {
+            (Ok(q), Ok(zp)) => q
+                .zip(&zp, |q, z| f32::from(u8::from(q == z)))
+                .map(|hits| hits.data.iter().filter(|&&h| h == 1.0).count())
+                .unwrap_or(0),
+            _ => 0,
+        }
+    }
+}
+
 /// Quantizes constant `w` as `FakeQuantize(w; il, ih, il, ih, levels)` does: `k =
 /// round(clamp((w - il) / (ih - il), 0, 1) * (levels - 1))`, step `(ih - il) / (levels - 1)`,
 /// zero point `round(-il / step)`. When the whole integer grid `[-zp, levels - 1 - zp]` of every

@@ -11,8 +11,8 @@ use burn::nn::conv::{Conv1d, Conv2d};
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 
-use crate::calibration;
-use crate::quantizer::FakeQuantizer;
+use burn_compress_core::calibration;
+use burn_compress_core::FakeQuantizer;
 
 /// A fake-quantize layer for an activation; identity until a quantizer is attached.
 #[derive(Module, Debug)]

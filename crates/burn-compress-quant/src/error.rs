@@ -1,5 +1,7 @@
 //! Errors of the quantization crate: each names the spec field, module path or input at fault.
 
+use burn_compress_core::CoreError;
+
 /// Everything that can go wrong while preparing or initialising quantizers.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum QuantError {
@@ -13,30 +15,9 @@ pub enum QuantError {
         /// What the allowed values are.
         reason: String,
     },
-    /// A quantization range is negative, zero, infinite or NaN.
-    #[error("invalid quantization range for `{path}`: {reason}")]
-    InvalidRange {
-        /// Module path of the quantizer.
-        path: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// An ignored scope matched no quantizable module.
-    #[error("ignored scope `{scope}` matches no quantizable module (candidates: {candidates})")]
-    UnmatchedScope {
-        /// The scope as the user wrote it.
-        scope: String,
-        /// The paths that could have matched.
-        candidates: String,
-    },
-    /// An ignored scope is not a valid regular expression.
-    #[error("ignored scope `{scope}` is not a valid regular expression: {reason}")]
-    InvalidScope {
-        /// The scope as the user wrote it.
-        scope: String,
-        /// The regex parser's message.
-        reason: String,
-    },
+    /// Scopes, ranges, weights and transforms (named by the core's error).
+    #[error(transparent)]
+    Core(#[from] CoreError),
     /// Calibration data is unusable.
     #[error("calibration data: {0}")]
     Calibration(String),

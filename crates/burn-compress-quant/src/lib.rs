@@ -1,6 +1,9 @@
-//! Quantization-aware training for Burn: fake-quantize with OpenVINO semantics and NNCF's
-//! learnable-range gradients, weight quantizers attached by reparameterization, activation
-//! quantizer layers, range initialisation from calibration batches, and BatchNorm folding.
+//! Quantization-aware training for Burn: quantizer specs, range initialisation from calibration
+//! batches, activation quantizer layers, and the builder that attaches weight quantizers (as the
+//! quantizer stage of each weight's [`WeightTransform`]) and activation quantizers.
+//!
+//! The fake-quantize numerics (OpenVINO's `FakeQuantize` forward, NNCF's gradients) live in
+//! [`burn_compress_core`] next to the other weight-transform stages and are re-exported here.
 //!
 //! ```ignore
 //! let model = burn_compress_quant::quantize(model)
@@ -11,24 +14,22 @@
 //! ```
 
 pub mod activation;
-pub mod bn;
-pub mod calibration;
 pub mod config;
 pub mod error;
-pub mod fake_quant;
 pub mod prepare;
-pub mod quantizer;
 pub mod range;
-pub mod scope;
 pub mod spec;
 
 pub use activation::{ActivationQuantizer, QConv1d, QConv2d, QLinear};
-pub use bn::{adapt_batch_norm, fold_batch_norm};
+pub use burn_compress_core::{
+    adapt_batch_norm, fake_quantize, fake_quantize_symmetric, fake_quantize_trainable,
+    fold_batch_norm, safe_magnitude, symmetric_low_and_range, tune_range, FakeQuantizer, QuantMode,
+    ResolvedSpec, Scope, WeightTransform, RANGE_EPS,
+};
 pub use config::QuantConfig;
 pub use error::{QuantError, Result};
-pub use fake_quant::{fake_quantize, symmetric_low_and_range};
-pub use prepare::{quantize, quantizer_sites, QuantizeBuilder, QuantizerKind, QuantizerSite};
-pub use quantizer::FakeQuantizer;
+pub use prepare::{
+    check_quantizers, quantize, quantizer_sites, QuantizeBuilder, QuantizerKind, QuantizerSite,
+};
 pub use range::RangeInit;
-pub use scope::Scope;
-pub use spec::{Granularity, QuantMode, QuantSpec, ResolvedSpec, Signedness};
+pub use spec::{Granularity, QuantSpec, Signedness};

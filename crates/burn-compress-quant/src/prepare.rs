@@ -1,16 +1,22 @@
 //! The one-call API: [`quantize`] a model, then [`QuantizeBuilder::init_ranges`] attaches weight
 //! and activation quantizers with ranges from calibration batches.
+//!
+//! Weight quantizers become the quantizer stage of each weight's
+//! [`WeightTransform`](burn_compress_core::WeightTransform) (after a mask, if sparsity was
+//! attached first); activation quantizers are the reparameterization of an
+//! [`ActivationQuantizer`](crate::ActivationQuantizer)'s slot.
 
 use std::collections::{HashMap, HashSet};
 
-use burn::module::{Module, ModuleVisitor, Param, ParamId, Reparameterizer};
+use burn::module::{Module, ModuleVisitor, Param, ParamId, Reparameterization, Reparameterizer};
 use burn::tensor::Tensor;
+use burn_compress_core::calibration::{channel_min_max, CalibrationSession, Observation};
+use burn_compress_core::scope::{check_scopes_match, Scope};
+use burn_compress_core::site::effective_weights;
+use burn_compress_core::{attach, Attachment, CoreError, FakeQuantizer, WeightTransform};
 
-use crate::calibration::{channel_min_max, CalibrationSession, Observation};
 use crate::error::{QuantError, Result};
-use crate::quantizer::FakeQuantizer;
 use crate::range::{grid_range, mse_search, RangeInit};
-use crate::scope::{check_scopes_match, Scope};
 use crate::spec::{Granularity, QuantSpec};
 
 /// Starts quantizing `model`: 8-bit symmetric per-channel weights and 8-bit per-tensor
@@ -35,7 +41,7 @@ pub struct QuantizeBuilder<M> {
 /// What kind of tensor a quantizer sits on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QuantizerKind {
-    /// A Conv1d/Conv2d/Linear weight; `axis` is its output-channel axis.
+    /// A Conv1d/Conv2d/Conv3d/Linear weight; `axis` is its output-channel axis.
     Weight {
         /// Output-channel axis of the weight.
         axis: usize,
@@ -60,8 +66,8 @@ pub struct QuantizerSite {
     pub attached: bool,
 }
 
-/// Lists every place of `model` where a quantizer can sit (weights of stock Conv1d, Conv2d and
-/// Linear layers, and activation quantizer slots), attached or not.
+/// Lists every place of `model` where a quantizer can sit (weights of stock Conv1d, Conv2d,
+/// Conv3d and Linear layers, and activation quantizer slots), in module order, attached or not.
 pub fn quantizer_sites<M: Module>(model: &M) -> Vec<QuantizerSite> {
     let mut survey = Survey::default();
     model.visit(&mut survey);
@@ -90,16 +96,30 @@ impl ModuleVisitor for Survey {
         let (Some(name), Some(container)) = (self.path.last(), self.containers.last()) else {
             return;
         };
-        if self.containers.iter().any(|c| c == "Reparameterization") {
-            // The state of a reparameterization: its base parameter was visited just before.
-            let path = self.path.join(".");
+        if let Some(at) = self
+            .containers
+            .iter()
+            .position(|c| c == "Reparameterization")
+        {
+            // State of a reparameterization of the parameter visited just before.
+            let owner = self.path[..at].join(".");
+            let reparameterization = self.path[at].as_str();
+            let quantizes = match reparameterization {
+                FakeQuantizer::NAME => true,
+                WeightTransform::NAME => {
+                    self.path.get(at + 1).map(String::as_str) == Some("quantizer")
+                }
+                _ => false,
+            };
             if let Some(site) = self.sites.last_mut() {
-                site.attached |= path.starts_with(&format!("{}.", site.param_path));
+                site.attached |= quantizes && site.param_path == owner;
             }
             return;
         }
         let kind = match (name.as_str(), container.as_str()) {
-            ("weight", "Struct:Conv2d" | "Struct:Conv1d") => QuantizerKind::Weight { axis: 0 },
+            ("weight", "Struct:Conv2d" | "Struct:Conv1d" | "Struct:Conv3d") => {
+                QuantizerKind::Weight { axis: 0 }
+            }
             ("weight", "Struct:Linear") => QuantizerKind::Weight { axis: 1 },
             ("slot", "Struct:ActivationQuantizer") => QuantizerKind::Activation,
             _ => return,
@@ -150,7 +170,8 @@ impl<M: Module> QuantizeBuilder<M> {
 
     /// Attaches the quantizers. Activation ranges (and the signedness of `Auto` specs) come from
     /// running `forward` over `batches` with quantizers disabled; weight ranges are the
-    /// per-channel min/max of the weights.
+    /// per-channel min/max of the weights (masked, if sparsity is attached). Every quantizer is
+    /// built before any is attached: on error the model is dropped unchanged.
     pub fn init_ranges<B>(
         self,
         init: RangeInit,
@@ -165,7 +186,7 @@ impl<M: Module> QuantizeBuilder<M> {
             .ignored
             .iter()
             .map(|text| Scope::parse(text))
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         let sites = quantizer_sites(&self.model);
         if let Some(site) = sites.iter().find(|site| site.attached) {
             return Err(QuantError::NothingToQuantize(format!(
@@ -185,8 +206,8 @@ impl<M: Module> QuantizeBuilder<M> {
             .collect();
         if selected.is_empty() {
             return Err(QuantError::NothingToQuantize(
-                "the model has no Conv1d/Conv2d/Linear weight or activation quantizer slot \
-                 outside the ignored scopes"
+                "the model has no Conv/Linear weight or activation quantizer slot outside the \
+                 ignored scopes"
                     .into(),
             ));
         }
@@ -213,95 +234,103 @@ impl<M: Module> QuantizeBuilder<M> {
             session.finish()
         };
 
-        let mut attacher = Attacher {
-            weights: self.weights.clone(),
-            activations: self.activations.clone(),
-            init,
-            sites: selected
-                .iter()
-                .map(|site| (site.param_path.clone(), (*site).clone()))
-                .collect(),
-            observations,
-            error: None,
-        };
-        let model = self.model.apply_reparameterization(&mut attacher);
-        match attacher.error {
-            Some(error) => Err(error),
-            None => Ok(model),
+        let device = self
+            .model
+            .devices()
+            .into_iter()
+            .next()
+            .unwrap_or_else(burn::tensor::Device::flex);
+        let weights = effective_weights(&self.model);
+        let mut weight_quantizers = HashMap::new();
+        let mut activation_quantizers = HashMap::new();
+        for site in &selected {
+            match (site.kind, &self.weights, &self.activations) {
+                (QuantizerKind::Weight { axis }, Some(spec), _) => {
+                    let (dims, values) = &weights[&site.param_path];
+                    let quantizer = weight_quantizer(spec, axis, site, dims, values, &device)?;
+                    weight_quantizers.insert(
+                        site.param_path.clone(),
+                        Attachment {
+                            mask: None,
+                            quantizer: Some(quantizer),
+                        },
+                    );
+                }
+                (QuantizerKind::Activation, _, Some(spec)) => {
+                    let observation = observations.get(&site.param_id).ok_or_else(|| {
+                        QuantError::Calibration(format!(
+                            "no calibration batch reached `{}`: is it used in the forward pass?",
+                            site.path
+                        ))
+                    })?;
+                    let quantizer =
+                        activation_quantizer(spec, init.clone(), site, observation, &device)?;
+                    activation_quantizers.insert(site.param_path.clone(), quantizer);
+                }
+                _ => {}
+            }
         }
+        let model = attach(self.model, weight_quantizers)?;
+        Ok(model.apply_reparameterization(&mut SlotAttacher {
+            quantizers: activation_quantizers,
+        }))
     }
 }
 
-/// Builds a [`FakeQuantizer`] for each selected parameter as the model is mapped.
-struct Attacher {
-    weights: Option<QuantSpec>,
-    activations: Option<QuantSpec>,
+/// The quantizer of a weight, its range the per-channel min/max of `values`.
+fn weight_quantizer(
+    spec: &QuantSpec,
+    axis: usize,
+    site: &QuantizerSite,
+    dims: &[usize],
+    values: &[f32],
+    device: &burn::tensor::Device,
+) -> Result<FakeQuantizer> {
+    let resolved = spec.resolve(true, axis, dims.len())?;
+    if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+        return Err(CoreError::InvalidRange {
+            path: site.path.clone(),
+            reason: format!("weight element {index} is {}", values[index]),
+        }
+        .into());
+    }
+    let (mins, maxs) = channel_min_max(values, dims, resolved.axis);
+    let (lows, highs) = grid_range(&resolved, &mins, &maxs);
+    Ok(FakeQuantizer::new(
+        resolved, &lows, &highs, &site.path, device,
+    )?)
+}
+
+/// The quantizer of an activation slot, its range from the calibration statistics.
+fn activation_quantizer(
+    spec: &QuantSpec,
     init: RangeInit,
-    sites: HashMap<String, QuantizerSite>,
-    observations: HashMap<ParamId, Observation>,
-    error: Option<QuantError>,
+    site: &QuantizerSite,
+    observation: &Observation,
+    device: &burn::tensor::Device,
+) -> Result<FakeQuantizer> {
+    let per_channel = matches!(spec.granularity, Granularity::PerChannel { .. });
+    let (mins, maxs) = init.statistics(observation, per_channel, &site.path)?;
+    let signed = mins.iter().any(|&min| min < 0.0);
+    // Activation statistics are per tensor, or per channel on axis 1 of a rank >= 2 input.
+    let rank = if per_channel { 2 } else { 1 };
+    let resolved = spec.resolve(signed, 1, rank)?;
+    let (mut lows, mut highs) = grid_range(&resolved, &mins, &maxs);
+    if init == RangeInit::MseSearch {
+        let (low, high) = mse_search(&resolved, lows[0], highs[0], &observation.samples);
+        (lows, highs) = (vec![low], vec![high]);
+    }
+    Ok(FakeQuantizer::new(
+        resolved, &lows, &highs, &site.path, device,
+    )?)
 }
 
-impl Attacher {
-    fn weight_quantizer<const D: usize>(
-        &self,
-        spec: &QuantSpec,
-        axis: usize,
-        site: &QuantizerSite,
-        param: &Param<Tensor<D>>,
-    ) -> Result<FakeQuantizer> {
-        let resolved = spec.resolve(true, axis, D)?;
-        let weight = param.val();
-        let dims = weight.dims();
-        let data = weight.into_data().convert::<f32>();
-        let values = data.as_slice::<f32>().unwrap_or(&[]);
-        if let Some(index) = values.iter().position(|v| !v.is_finite()) {
-            return Err(QuantError::InvalidRange {
-                path: site.path.clone(),
-                reason: format!("weight element {index} is {}", values[index]),
-            });
-        }
-        let (mins, maxs) = channel_min_max(values, &dims, resolved.axis);
-        let (lows, highs) = grid_range(&resolved, &mins, &maxs);
-        FakeQuantizer::new(resolved, &lows, &highs, &site.path, &param.lazy_device())
-    }
-
-    fn activation_quantizer<const D: usize>(
-        &self,
-        spec: &QuantSpec,
-        site: &QuantizerSite,
-        param: &Param<Tensor<D>>,
-    ) -> Result<FakeQuantizer> {
-        let observation = self.observations.get(&site.param_id).ok_or_else(|| {
-            QuantError::Calibration(format!(
-                "no calibration batch reached `{}`: is it used in the forward pass?",
-                site.path
-            ))
-        })?;
-        let per_channel = matches!(spec.granularity, Granularity::PerChannel { .. });
-        let (mins, maxs) = self.init.statistics(observation, per_channel, &site.path)?;
-        let signed = mins.iter().any(|&min| min < 0.0);
-        let rank = observation_rank(per_channel);
-        let resolved = spec.resolve(signed, 1, rank)?;
-        let (mut lows, mut highs) = grid_range(&resolved, &mins, &maxs);
-        if self.init == RangeInit::MseSearch {
-            let (low, high) = mse_search(&resolved, lows[0], highs[0], &observation.samples);
-            (lows, highs) = (vec![low], vec![high]);
-        }
-        FakeQuantizer::new(resolved, &lows, &highs, &site.path, &param.lazy_device())
-    }
+/// Attaches prepared quantizers to activation slots, by slot parameter path.
+struct SlotAttacher {
+    quantizers: HashMap<String, FakeQuantizer>,
 }
 
-/// Activation statistics are per tensor, or per channel on axis 1 of a rank >= 2 input.
-fn observation_rank(per_channel: bool) -> usize {
-    if per_channel {
-        2
-    } else {
-        1
-    }
-}
-
-impl Reparameterizer for &mut Attacher {
+impl Reparameterizer for &mut SlotAttacher {
     type Reparam = FakeQuantizer;
 
     fn reparameterize<const D: usize>(
@@ -309,27 +338,66 @@ impl Reparameterizer for &mut Attacher {
         path: &str,
         param: Param<Tensor<D>>,
     ) -> (Param<Tensor<D>>, Option<FakeQuantizer>) {
-        if self.error.is_some() {
-            return (param, None);
+        let quantizer = self.quantizers.remove(path);
+        (param, quantizer)
+    }
+}
+
+/// Checks the state of every compression stage of `model` (quantizer scales and lows, masks):
+/// each value must be finite. Training can drive them to NaN or infinity; the error names the
+/// module path of the quantizer or layer and the parameter.
+pub fn check_quantizers<M: Module>(model: &M) -> Result<()> {
+    let mut check = StateCheck::default();
+    model.visit(&mut check);
+    match check.error {
+        Some(error) => Err(error.into()),
+        None => Ok(()),
+    }
+}
+
+#[derive(Default)]
+struct StateCheck {
+    path: Vec<String>,
+    /// Depth of `path` at which the current reparameterization state starts.
+    state_at: Option<usize>,
+    error: Option<CoreError>,
+}
+
+impl ModuleVisitor for StateCheck {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        if container_type == "Reparameterization"
+            && matches!(name, FakeQuantizer::NAME | WeightTransform::NAME)
+            && self.state_at.is_none()
+        {
+            self.state_at = Some(self.path.len());
         }
-        let Some(site) = self.sites.get(path) else {
-            return (param, None);
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+        if self.state_at == Some(self.path.len()) {
+            self.state_at = None;
+        }
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let (Some(at), None) = (self.state_at, &self.error) else {
+            return;
         };
-        let quantizer = match (site.kind, &self.weights, &self.activations) {
-            (QuantizerKind::Weight { axis }, Some(spec), _) => {
-                self.weight_quantizer(spec, axis, site, &param)
-            }
-            (QuantizerKind::Activation, _, Some(spec)) => {
-                self.activation_quantizer(spec, site, &param)
-            }
-            _ => return (param, None),
-        };
-        match quantizer {
-            Ok(quantizer) => (param, Some(quantizer)),
-            Err(error) => {
-                self.error = Some(error);
-                (param, None)
-            }
+        let values = param.val().into_data().convert::<f32>();
+        let values = values.as_slice::<f32>().unwrap_or(&[]);
+        if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+            // `conv.weight` + `compress` + `quantizer.scale`: the stage sits on layer `conv`.
+            let owner = self.path[..at.saturating_sub(1)].join(".");
+            let name = self.path[at + 1..].join(".");
+            self.error = Some(CoreError::InvalidRange {
+                path: owner,
+                reason: format!(
+                    "its `{name}` holds {} at index {index} (training diverged?)",
+                    values[index]
+                ),
+            });
         }
     }
 }

@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::calibration::Observation;
 use crate::error::{QuantError, Result};
-use crate::spec::{QuantMode, ResolvedSpec};
+use burn_compress_core::calibration::Observation;
+use burn_compress_core::{QuantMode, ResolvedSpec};
 
 /// Smallest range width a quantizer is given (dead channels would otherwise get none).
 pub const MIN_RANGE: f32 = 1e-6;

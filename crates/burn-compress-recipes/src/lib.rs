@@ -1,5 +1,6 @@
-//! Ready recipes for burn-compress: the MNIST-10k dataset, the reference CNN, a plain training
-//! loop with progress bars, and the reference QAT recipe.
+//! Ready recipes for burn-compress: the MNIST-10k dataset, the reference CNN, a training loop
+//! with progress bars and hooks for compression methods, and the compression recipes that
+//! `configs/` describe.
 
 pub mod mnist;
 pub mod model;
@@ -8,5 +9,5 @@ pub mod train;
 
 pub use mnist::{Mnist, MnistSplit};
 pub use model::ReferenceCnn;
-pub use recipe::{run_qat, QatRecipe, RecipeModels, RecipeSummary};
-pub use train::{accuracy, predict, train_epoch, train_step, Classifier};
+pub use recipe::{run_recipe, train_fp32, Recipe, RecipeModels, RecipeSummary, SparsityConfig};
+pub use train::{accuracy, predict, Classifier, NoHook, StepHook, Trainer};

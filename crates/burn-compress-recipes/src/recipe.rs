@@ -1,18 +1,19 @@
-//! The reference QAT recipe: FP32 training -> (BatchNorm folding) -> range initialisation ->
-//! quantization-aware fine-tuning, on MNIST-10k with the reference CNN.
+//! Compression recipes on MNIST-10k with the reference CNN: FP32 training -> (BatchNorm
+//! folding) -> sparsity masks and/or quantizer range initialisation -> fine-tuning.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::AdamConfig;
 use burn::tensor::{Device, Tensor};
+use burn_compress_core::ModelStats;
 use burn_compress_quant::{adapt_batch_norm, QuantConfig};
+use burn_compress_sparsity::SparsityMethod;
 use serde::{Deserialize, Serialize};
 
 use crate::mnist::{Mnist, MnistSplit};
 use crate::model::ReferenceCnn;
-use crate::train::{accuracy, train_epoch};
+use crate::train::{accuracy, NoHook, Trainer};
 
 /// Errors of a recipe run; each names the file or setting at fault.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,12 @@ pub enum RecipeError {
     /// Quantization failed.
     #[error(transparent)]
     Quant(#[from] burn_compress_quant::QuantError),
+    /// A shared compression step (BatchNorm adaptation, transforms) failed.
+    #[error(transparent)]
+    Core(#[from] burn_compress_core::CoreError),
+    /// Sparsity could not be attached.
+    #[error(transparent)]
+    Sparsity(#[from] burn_compress_sparsity::SparsityError),
     /// The dataset could not be read.
     #[error(transparent)]
     Dataset(#[from] crate::mnist::DatasetError),
@@ -59,30 +66,50 @@ pub struct Phase {
     pub learning_rate: f64,
 }
 
-/// The QAT recipe's settings (`configs/mnist_qat.json`).
+/// The sparsity part of a recipe.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct QatRecipe {
+pub struct SparsityConfig {
+    /// The method and its settings (`{"algorithm": "magnitude" | "rb" | "n_m", ...}`).
+    pub method: SparsityMethod,
+    /// Module paths (or `re:` regular expressions) left dense.
+    #[serde(default)]
+    pub ignored_scopes: Vec<String>,
+    /// Adam learning rate of learned mask logits (RB); the fine-tuning rate when absent.
+    #[serde(default)]
+    pub mask_learning_rate: Option<f64>,
+}
+
+/// A compression recipe on MNIST-10k with the reference CNN (`configs/*.json`): FP32 training,
+/// optional BatchNorm folding, sparsity and/or quantization, fine-tuning.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
     /// Seed of parameter initialisation and batch shuffling.
     pub seed: u64,
     /// Batch size of training and calibration.
     pub batch_size: usize,
     /// FP32 training.
     pub fp32: Phase,
-    /// Quantization-aware fine-tuning.
-    pub qat: Phase,
+    /// Fine-tuning with compression attached (`qat` in older configs).
+    #[serde(alias = "qat")]
+    pub finetune: Phase,
     /// Training images used to initialise activation ranges.
     pub calibration_samples: usize,
-    /// Fold BatchNorm into the convolutions before attaching quantizers.
+    /// Fold BatchNorm into the convolutions before compressing.
     pub fold_batch_norm: bool,
     /// Batches of BatchNorm adaptation after quantizers are attached (unfolded BN only).
     #[serde(default)]
     pub bn_adaptation_batches: usize,
-    /// What to quantize and how.
-    pub quantization: QuantConfig,
+    /// What to sparsify and how; `null` for none.
+    #[serde(default)]
+    pub sparsity: Option<SparsityConfig>,
+    /// What to quantize and how; `null` for none.
+    #[serde(default)]
+    pub quantization: Option<QuantConfig>,
 }
 
-impl QatRecipe {
+impl Recipe {
     /// Reads a recipe from a JSON file; unknown or missing keys are named in the error.
     pub fn from_file(path: &Path) -> Result<Self, RecipeError> {
         let text = std::fs::read_to_string(path).map_err(|error| RecipeError::Config {
@@ -109,12 +136,16 @@ impl QatRecipe {
         if self.calibration_samples == 0 {
             return Err(setting("calibration_samples", "must be at least 1"));
         }
-        for (key, phase) in [
-            ("fp32.learning_rate", &self.fp32),
-            ("qat.learning_rate", &self.qat),
+        let mask_rate = self.sparsity.as_ref().and_then(|s| s.mask_learning_rate);
+        for (key, rate) in [
+            ("fp32.learning_rate", Some(self.fp32.learning_rate)),
+            ("finetune.learning_rate", Some(self.finetune.learning_rate)),
+            ("sparsity.mask_learning_rate", mask_rate),
         ] {
-            if !(phase.learning_rate.is_finite() && phase.learning_rate > 0.0) {
-                return Err(setting(key, "must be a positive number"));
+            if let Some(rate) = rate {
+                if !(rate.is_finite() && rate > 0.0) {
+                    return Err(setting(key, "must be a positive number"));
+                }
             }
         }
         Ok(())
@@ -122,20 +153,25 @@ impl QatRecipe {
 }
 
 /// What a recipe run measured.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct RecipeSummary {
     /// Test-split top-1 (%) of the FP32 model.
     pub fp32_accuracy: f64,
     /// Test-split top-1 (%) after BatchNorm folding (equals FP32 up to rounding).
     pub folded_accuracy: Option<f64>,
-    /// Test-split top-1 (%) with quantizers attached and ranges initialised, before fine-tuning.
+    /// Test-split top-1 (%) with compression attached (masks at their starting level, ranges
+    /// initialised), before fine-tuning.
     pub init_accuracy: f64,
-    /// Test-split top-1 (%) after quantization-aware fine-tuning.
-    pub qat_accuracy: f64,
+    /// Test-split top-1 (%) after fine-tuning.
+    pub compressed_accuracy: f64,
+    /// Sparsity of the masked weights after fine-tuning, when sparsity was applied.
+    pub sparsity: Option<f64>,
+    /// Per-weight sparsity and parameter counts of the fine-tuned model.
+    pub stats: ModelStats,
     /// Seconds of FP32 training.
     pub fp32_seconds: f64,
-    /// Seconds of QAT fine-tuning.
-    pub qat_seconds: f64,
+    /// Seconds of fine-tuning.
+    pub finetune_seconds: f64,
     /// Train / test split sizes.
     pub split: (usize, usize),
 }
@@ -144,11 +180,11 @@ pub struct RecipeSummary {
 pub struct RecipeModels {
     /// The trained FP32 model (BatchNorm folded if the recipe says so).
     pub fp32: ReferenceCnn,
-    /// The fine-tuned quantized model.
-    pub qat: ReferenceCnn,
+    /// The fine-tuned compressed model.
+    pub compressed: ReferenceCnn,
 }
 
-fn calibration_batches(data: &MnistSplit, recipe: &QatRecipe, device: &Device) -> Vec<Tensor<4>> {
+fn calibration_batches(data: &MnistSplit, recipe: &Recipe, device: &Device) -> Vec<Tensor<4>> {
     let subset = data.take(recipe.calibration_samples);
     subset
         .batch_indices(recipe.batch_size, None)
@@ -157,106 +193,177 @@ fn calibration_batches(data: &MnistSplit, recipe: &QatRecipe, device: &Device) -
         .collect()
 }
 
-/// Runs the recipe on `data` (FP32 training, folding, range init, QAT). Saves checkpoints and
-/// `summary.json` into `out_dir` when given.
-pub fn run_qat(
-    recipe: &QatRecipe,
+/// Trains the reference CNN in FP32 as `recipe` says (and folds its BatchNorms if asked);
+/// prints the test accuracy. Returns the model and `(accuracy, folded accuracy, seconds)`.
+pub fn train_fp32(
+    recipe: &Recipe,
     data: &Mnist,
+    device: &Device,
+) -> (ReferenceCnn, f64, Option<f64>, f64) {
+    device.seed(recipe.seed);
+    let started = Instant::now();
+    let mut model = ReferenceCnn::new(device);
+    let mut trainer = Trainer::adam(recipe.fp32.learning_rate);
+    for epoch in 0..recipe.fp32.epochs {
+        let label = format!("fp32 {}/{}", epoch + 1, recipe.fp32.epochs);
+        (model, _) = trainer.epoch(
+            model,
+            &data.train,
+            recipe.batch_size,
+            recipe.seed + epoch as u64,
+            device,
+            &label,
+            &mut NoHook,
+        );
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let eval = Device::flex();
+    let accuracy = accuracy(&model.valid(), &data.test, &eval);
+    println!("FP32 test accuracy: {accuracy:.2} %");
+    let mut folded = None;
+    if recipe.fold_batch_norm {
+        model = model
+            .fold_batch_norms()
+            .expect("the reference CNN's batch norms fit its convolutions");
+        let after = accuracy_of(&model, data, &eval);
+        println!("after BatchNorm folding: {after:.2} %");
+        folded = Some(after);
+    }
+    (model, accuracy, folded, seconds)
+}
+
+fn accuracy_of(model: &ReferenceCnn, data: &Mnist, eval: &Device) -> f64 {
+    accuracy(&model.valid(), &data.test, eval)
+}
+
+/// Runs `recipe` on `data`: FP32 training (or `fp32` when given, already trained and folded as
+/// the recipe says), sparsity, range initialisation, fine-tuning. Saves checkpoints and
+/// `summary.json` into `out_dir` when given.
+pub fn run_recipe(
+    recipe: &Recipe,
+    data: &Mnist,
+    fp32: Option<ReferenceCnn>,
     out_dir: Option<&Path>,
 ) -> Result<(RecipeModels, RecipeSummary), RecipeError> {
     recipe.validate()?;
     let device = Device::flex().autodiff();
-    device.seed(recipe.seed);
     let eval_device = Device::flex();
-
-    let started = Instant::now();
-    let mut model = ReferenceCnn::new(&device);
-    let mut optimizer = AdamConfig::new().init();
-    for epoch in 0..recipe.fp32.epochs {
-        let label = format!("fp32 {}/{}", epoch + 1, recipe.fp32.epochs);
-        (model, _) = train_epoch(
-            model,
-            &mut optimizer,
-            recipe.fp32.learning_rate,
-            &data.train,
-            recipe.batch_size,
-            recipe.seed + epoch as u64,
-            &device,
-            &label,
-        );
-    }
-    let fp32_seconds = started.elapsed().as_secs_f64();
-    let fp32_accuracy = accuracy(&model.valid(), &data.test, &eval_device);
-    println!("FP32 test accuracy: {fp32_accuracy:.2} %");
-
-    let mut folded_accuracy = None;
-    if recipe.fold_batch_norm {
-        model = model.fold_batch_norms()?;
-        let folded = accuracy(&model.valid(), &data.test, &eval_device);
-        println!("after BatchNorm folding: {folded:.2} %");
-        folded_accuracy = Some(folded);
-    }
+    let (model, fp32_accuracy, folded_accuracy, fp32_seconds) = match fp32 {
+        Some(model) => {
+            let model = model.train();
+            let accuracy = accuracy_of(&model, data, &eval_device);
+            (model, accuracy, None, 0.0)
+        }
+        None => train_fp32(recipe, data, &device),
+    };
     if let Some(dir) = out_dir {
         save_atomically(model.clone(), &dir.join("fp32.bpk"))?;
     }
+    device.seed(recipe.seed + 1);
 
-    let calibration = calibration_batches(&data.train, recipe, &device);
-    let quantized = recipe.quantization.builder(model.clone()).init_ranges(
-        recipe.quantization.range_init.clone(),
-        calibration.clone(),
-        |m, x| {
-            m.valid().forward(x);
-        },
-    )?;
-    if !recipe.fold_batch_norm && recipe.bn_adaptation_batches > 0 {
-        let batches = data
-            .train
-            .batch_indices(recipe.batch_size, Some(recipe.seed))
-            .into_iter()
-            .take(recipe.bn_adaptation_batches)
-            .map(|indices| data.train.batch(&indices, &device).0);
-        adapt_batch_norm(&quantized, batches, |m, x| {
-            m.forward(x);
-        })?;
+    let steps_per_epoch = data.train.batch_indices(recipe.batch_size, None).len();
+    let mut compressed = model.clone();
+    let mut controller = None;
+    if let Some(sparsity) = &recipe.sparsity {
+        let mut builder = burn_compress_sparsity::sparsify(compressed)
+            .method(sparsity.method.clone())
+            .steps_per_epoch(steps_per_epoch);
+        for scope in &sparsity.ignored_scopes {
+            builder = builder.ignore(scope.clone());
+        }
+        let (sparse, sparsity_controller) = builder.build()?;
+        println!(
+            "sparsity attached: {} at level {:.1} %",
+            sparsity_controller.method.name(),
+            100.0 * sparsity_controller.level()
+        );
+        compressed = sparse;
+        controller = Some(sparsity_controller);
     }
-    let init_accuracy = accuracy(&quantized.valid(), &data.test, &eval_device);
-    println!("after range initialisation: {init_accuracy:.2} %");
+    if let Some(quantization) = &recipe.quantization {
+        let calibration = calibration_batches(&data.train, recipe, &device);
+        compressed = quantization.builder(compressed).init_ranges(
+            quantization.range_init.clone(),
+            calibration,
+            |m, x| {
+                m.valid().forward(x);
+            },
+        )?;
+        if !recipe.fold_batch_norm && recipe.bn_adaptation_batches > 0 {
+            let batches = data
+                .train
+                .batch_indices(recipe.batch_size, Some(recipe.seed))
+                .into_iter()
+                .take(recipe.bn_adaptation_batches)
+                .map(|indices| data.train.batch(&indices, &device).0);
+            adapt_batch_norm(&compressed, batches, |m, x| {
+                m.forward(x);
+            })?;
+        }
+    }
+    let init_accuracy = accuracy_of(&compressed, data, &eval_device);
+    println!("with compression attached: {init_accuracy:.2} %");
 
     let started = Instant::now();
-    let mut qat = quantized;
-    let mut optimizer = AdamConfig::new().init();
-    for epoch in 0..recipe.qat.epochs {
-        let label = format!("qat {}/{}", epoch + 1, recipe.qat.epochs);
-        (qat, _) = train_epoch(
-            qat,
-            &mut optimizer,
-            recipe.qat.learning_rate,
-            &data.train,
-            recipe.batch_size,
-            recipe.seed + 1000 + epoch as u64,
-            &device,
-            &label,
-        );
+    let mask_rate = recipe.sparsity.as_ref().and_then(|s| s.mask_learning_rate);
+    let mut trainer =
+        Trainer::adam(recipe.finetune.learning_rate).with_mask_learning_rate(mask_rate);
+    for epoch in 0..recipe.finetune.epochs {
+        let label = format!("finetune {}/{}", epoch + 1, recipe.finetune.epochs);
+        let seed = recipe.seed + 1000 + epoch as u64;
+        (compressed, _) = match controller.as_mut() {
+            Some(hook) => trainer.epoch(
+                compressed,
+                &data.train,
+                recipe.batch_size,
+                seed,
+                &device,
+                &label,
+                hook,
+            ),
+            None => trainer.epoch(
+                compressed,
+                &data.train,
+                recipe.batch_size,
+                seed,
+                &device,
+                &label,
+                &mut NoHook,
+            ),
+        };
     }
-    let qat_seconds = started.elapsed().as_secs_f64();
-    let qat_accuracy = accuracy(&qat.valid(), &data.test, &eval_device);
-    println!("QAT test accuracy: {qat_accuracy:.2} %");
+    let finetune_seconds = started.elapsed().as_secs_f64();
+    let compressed_accuracy = accuracy_of(&compressed, data, &eval_device);
+    println!("after fine-tuning: {compressed_accuracy:.2} %");
+    let stats = ModelStats::of(&compressed.valid());
+    let sparsity = controller.as_ref().map(|_| stats.masked_sparsity());
+    if let Some(level) = sparsity {
+        println!("sparsity of the masked weights: {:.2} %", 100.0 * level);
+    }
 
     let summary = RecipeSummary {
         fp32_accuracy,
         folded_accuracy,
         init_accuracy,
-        qat_accuracy,
+        compressed_accuracy,
+        sparsity,
+        stats,
         fp32_seconds,
-        qat_seconds,
+        finetune_seconds,
         split: (data.train.len(), data.test.len()),
     };
     if let Some(dir) = out_dir {
-        save_atomically(qat.clone(), &dir.join("qat.bpk"))?;
+        save_atomically(compressed.clone(), &dir.join("compressed.bpk"))?;
         let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
         write_atomically(&dir.join("summary.json"), json.as_bytes())?;
     }
-    Ok((RecipeModels { fp32: model, qat }, summary))
+    Ok((
+        RecipeModels {
+            fp32: model,
+            compressed,
+        },
+        summary,
+    ))
 }
 
 fn temporary_path(path: &Path) -> PathBuf {

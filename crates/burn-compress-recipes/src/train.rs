@@ -1,9 +1,12 @@
-//! A plain Burn training loop and evaluation for image classifiers, with progress bars.
+//! A plain Burn training loop (with hooks for compression methods) and evaluation for image
+//! classifiers, with progress bars.
 
-use burn::module::Module;
+use burn::module::{Module, ParamId};
 use burn::nn::loss::CrossEntropyLoss;
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
+use burn_compress_core::state::mask_logit_ids;
+use burn_compress_sparsity::SparsityController;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::mnist::MnistSplit;
@@ -32,47 +35,130 @@ pub fn progress_bar(len: usize, label: &str) -> ProgressBar {
     bar
 }
 
-/// One training step: forward, cross-entropy, backward, optimizer update. Returns the loss.
-pub fn train_step<M: Classifier>(
-    model: M,
-    optimizer: &mut ModuleOptimizer,
-    learning_rate: f64,
-    images: Tensor<4>,
-    labels: Tensor<1, burn::tensor::Int>,
-) -> (M, f32) {
-    let device = images.device();
-    let logits = model.logits(images);
-    let loss = CrossEntropyLoss::new(None, &device).forward(logits, labels);
-    let value = loss.clone().into_scalar::<f32>();
-    let grads = GradientsParams::from_grads(loss.backward(), &model);
-    (optimizer.step(learning_rate, model, grads), value)
+/// What a compression method adds to each training step: a term of the loss, parameters that
+/// train at their own learning rate (RB mask logits), and work after the optimizer step
+/// (schedules, mask updates).
+pub trait StepHook<M> {
+    /// A term added to the task loss.
+    fn extra_loss(&self, _model: &M) -> Option<Tensor<1>> {
+        None
+    }
+
+    /// Parameters updated with the trainer's mask learning rate instead of the main one.
+    fn mask_parameters(&self, _model: &M) -> Vec<ParamId> {
+        Vec::new()
+    }
+
+    /// Called after every optimizer step.
+    fn after_step(&mut self, _model: &mut M) {}
 }
 
-/// One epoch over `data` in shuffled batches. Returns the model and the mean loss.
-#[allow(clippy::too_many_arguments)]
-pub fn train_epoch<M: Classifier>(
-    mut model: M,
-    optimizer: &mut ModuleOptimizer,
-    learning_rate: f64,
-    data: &MnistSplit,
-    batch_size: usize,
-    seed: u64,
-    device: &Device,
-    label: &str,
-) -> (M, f32) {
-    let batches = data.batch_indices(batch_size, Some(seed));
-    let bar = progress_bar(batches.len(), label);
-    let mut total = 0.0;
-    for (step, indices) in batches.iter().enumerate() {
-        let (images, labels) = data.batch(indices, device);
-        let loss;
-        (model, loss) = train_step(model, optimizer, learning_rate, images, labels);
-        total += loss;
-        bar.set_message(format!("loss {:.4}", total / (step + 1) as f32));
-        bar.inc(1);
+/// Plain training: no extra loss, nothing after the step.
+pub struct NoHook;
+
+impl<M> StepHook<M> for NoHook {}
+
+impl<M: Module> StepHook<M> for SparsityController {
+    fn extra_loss(&self, model: &M) -> Option<Tensor<1>> {
+        self.loss(model)
     }
-    bar.finish();
-    (model, total / batches.len().max(1) as f32)
+
+    fn mask_parameters(&self, model: &M) -> Vec<ParamId> {
+        mask_logit_ids(model)
+    }
+
+    fn after_step(&mut self, model: &mut M) {
+        self.step(model);
+    }
+}
+
+/// Adam optimizers and learning rates of one training phase.
+pub struct Trainer {
+    optimizer: ModuleOptimizer,
+    mask_optimizer: ModuleOptimizer,
+    /// Learning rate of the model's parameters (and quantizer ranges).
+    pub learning_rate: f64,
+    /// Learning rate of mask parameters (RB logits); the main one when `None`.
+    pub mask_learning_rate: Option<f64>,
+}
+
+impl Trainer {
+    /// Adam (default settings) at `learning_rate`.
+    pub fn adam(learning_rate: f64) -> Self {
+        Self {
+            optimizer: AdamConfig::new().init(),
+            mask_optimizer: AdamConfig::new().init(),
+            learning_rate,
+            mask_learning_rate: None,
+        }
+    }
+
+    /// Mask parameters train at `learning_rate`.
+    pub fn with_mask_learning_rate(mut self, learning_rate: Option<f64>) -> Self {
+        self.mask_learning_rate = learning_rate;
+        self
+    }
+
+    /// One training step: forward, cross-entropy (plus the hook's term), backward, optimizer
+    /// update(s), then the hook's `after_step`. Returns the cross-entropy.
+    pub fn step<M: Classifier>(
+        &mut self,
+        model: M,
+        images: Tensor<4>,
+        labels: Tensor<1, burn::tensor::Int>,
+        hook: &mut impl StepHook<M>,
+    ) -> (M, f32) {
+        let device = images.device();
+        let logits = model.logits(images);
+        let loss = CrossEntropyLoss::new(None, &device).forward(logits, labels);
+        let value = loss.clone().into_scalar::<f32>();
+        let total = match hook.extra_loss(&model) {
+            Some(extra) => loss.add(extra),
+            None => loss,
+        };
+        let mut grads = GradientsParams::from_grads(total.backward(), &model);
+        let mut mask_grads = GradientsParams::new();
+        if self.mask_learning_rate.is_some() {
+            for id in hook.mask_parameters(&model) {
+                if let Some(grad) = grads.remove::<1>(id) {
+                    mask_grads.register(id, grad);
+                }
+            }
+        }
+        let mut model = self.optimizer.step(self.learning_rate, model, grads);
+        if let (Some(rate), false) = (self.mask_learning_rate, mask_grads.is_empty()) {
+            model = self.mask_optimizer.step(rate, model, mask_grads);
+        }
+        hook.after_step(&mut model);
+        (model, value)
+    }
+
+    /// One epoch over `data` in shuffled batches. Returns the model and the mean loss.
+    #[allow(clippy::too_many_arguments)]
+    pub fn epoch<M: Classifier>(
+        &mut self,
+        mut model: M,
+        data: &MnistSplit,
+        batch_size: usize,
+        seed: u64,
+        device: &Device,
+        label: &str,
+        hook: &mut impl StepHook<M>,
+    ) -> (M, f32) {
+        let batches = data.batch_indices(batch_size, Some(seed));
+        let bar = progress_bar(batches.len(), label);
+        let mut total = 0.0;
+        for (step, indices) in batches.iter().enumerate() {
+            let (images, labels) = data.batch(indices, device);
+            let loss;
+            (model, loss) = self.step(model, images, labels, hook);
+            total += loss;
+            bar.set_message(format!("loss {:.4}", total / (step + 1) as f32));
+            bar.inc(1);
+        }
+        bar.finish();
+        (model, total / batches.len().max(1) as f32)
+    }
 }
 
 /// Logits for every image of `data`, row-major `[len, classes]`, computed in eval mode.

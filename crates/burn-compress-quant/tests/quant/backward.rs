@@ -1,8 +1,8 @@
-//! Gradients: NNCF's formulas element by element (below, inside and above the range), and
+//! Gradients: NNCF's formulas (DESIGN.md, from its `reference.py`) element by element (below, inside and above the range), and
 //! central finite differences where the output is smooth in the parameter (saturated inputs).
 
 use burn::tensor::{Device, Tensor};
-use burn_compress_quant::{fake_quantize, symmetric_low_and_range};
+use burn_compress_quant::{fake_quantize_symmetric, fake_quantize_trainable};
 
 use crate::devices;
 
@@ -23,9 +23,7 @@ fn symmetric_grads(device: &Device, x: f32, s: f32, g: f32, ll: i32, lh: i32) ->
     let ad = device.clone().autodiff();
     let x_t = Tensor::<1>::from_floats([x], &ad).require_grad();
     let s_t = Tensor::<1>::from_floats([s], &ad).require_grad();
-    let (low, range) = symmetric_low_and_range(s_t.clone(), ll, lh);
-    let levels = (lh - ll + 1) as u32;
-    let q = fake_quantize(x_t.clone(), low, range, levels);
+    let q = fake_quantize_symmetric(x_t.clone(), s_t.clone(), ll, lh);
     let loss = q.clone().mul_scalar(g).sum();
     let grads = loss.backward();
     (
@@ -41,7 +39,13 @@ fn asymmetric_grads(device: &Device, x: f32, low: f32, range: f32, g: f32) -> (f
     let x_t = Tensor::<1>::from_floats([x], &ad).require_grad();
     let low_t = Tensor::<1>::from_floats([low], &ad).require_grad();
     let range_t = Tensor::<1>::from_floats([range], &ad).require_grad();
-    let q = fake_quantize(x_t.clone(), low_t.clone(), range_t.clone(), 256);
+    let q = fake_quantize_trainable(
+        x_t.clone(),
+        low_t.clone(),
+        range_t.clone(),
+        range_t.clone(),
+        256,
+    );
     let grads = q.clone().mul_scalar(g).sum().backward();
     (
         scalar(q),
@@ -80,8 +84,10 @@ fn symmetric_gradients_follow_nncf_formulas_per_element() {
                 };
                 let (q, dx, ds) = symmetric_grads(&device, x, s, g, ll, lh);
                 let what = format!("{device:?} grid [{ll},{lh}] x={x} {region:?}");
+                // NNCF divides the inside term by the range r = s − s·ll/lh, not by s.
+                let range = s - s * ll as f32 / lh as f32;
                 let (want_dx, want_ds) = match region {
-                    Region::Inside => (g, g * (q - x) / s),
+                    Region::Inside => (g, g * (q - x) / range),
                     Region::Above => (0.0, g),
                     Region::Below => (0.0, g * ll as f32 / lh as f32),
                 };

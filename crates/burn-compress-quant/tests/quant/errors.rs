@@ -1,6 +1,7 @@
 //! Bad input gets an error that names the problem.
 
 use burn::tensor::{Device, Tensor};
+use burn_compress_core::CoreError;
 use burn_compress_quant::{
     quantize, FakeQuantizer, QuantError, QuantSpec, RangeInit, ResolvedSpec,
 };
@@ -77,7 +78,10 @@ fn ignored_scope_that_matches_nothing_is_named() {
         vec![ramp(1, 0.0, 1.0, &device)],
     );
     let text = error.to_string();
-    assert!(matches!(error, QuantError::UnmatchedScope { .. }), "{text}");
+    assert!(
+        matches!(error, QuantError::Core(CoreError::UnmatchedScope { .. })),
+        "{text}"
+    );
     assert!(
         text.contains("`fc3`") && text.contains("fc1.linear"),
         "{text}"
@@ -91,7 +95,10 @@ fn ignored_scope_that_matches_nothing_is_named() {
         |m| quantize(m).ignore("re:fc(1"),
         vec![ramp(1, 0.0, 1.0, &device)],
     );
-    assert!(matches!(error, QuantError::InvalidScope { .. }), "{error}");
+    assert!(
+        matches!(error, QuantError::Core(CoreError::InvalidScope { .. })),
+        "{error}"
+    );
 }
 
 #[test]

@@ -1,10 +1,12 @@
 //! Tests of burn-compress-quant against independent references: OpenVINO's own FakeQuantize
-//! outputs (tests/data), hand-computed values, the NNCF gradient formulas and finite differences.
+//! outputs (tests/data), NNCF's own quantize functions (tests/data), hand-computed values, the
+//! NNCF gradient formulas and finite differences.
 
 mod backward;
 mod errors;
 mod forward;
 mod model;
+mod nncf;
 mod prepare;
 
 use burn::tensor::Device;

@@ -3,9 +3,12 @@
 use burn::module::{Module, Param, Reparameterization};
 use burn::tensor::{Device, Shape, Tensor, TensorData};
 
-use crate::error::{QuantError, Result};
-use crate::fake_quant::{fake_quantize, symmetric_low_and_range};
-use crate::spec::{QuantMode, ResolvedSpec};
+use crate::error::{CoreError, Result};
+use crate::fake_quant::{
+    fake_quantize_symmetric, fake_quantize_trainable, safe_magnitude, symmetric_low_and_range,
+    tune_range,
+};
+use crate::grid::{QuantMode, ResolvedSpec};
 
 /// The state of one fake quantizer.
 ///
@@ -13,9 +16,9 @@ use crate::spec::{QuantMode, ResolvedSpec};
 /// `input_low` and `scale`, which then holds the range width (NNCF's parameterisation).
 /// Per-channel quantizers hold one value per channel of `spec.axis`.
 ///
-/// Attached to a weight it is a Burn [`Reparameterization`] (the layer reads the quantized
-/// weight through `weight.val()`); attached to an [`ActivationQuantizer`](crate::ActivationQuantizer)
-/// it quantizes that layer's input.
+/// On a weight it is the quantizer stage of its [`WeightTransform`](crate::WeightTransform) (the
+/// layer reads the quantized weight through `weight.val()`); as the Burn [`Reparameterization`]
+/// of an activation quantizer slot it quantizes that layer's input.
 #[derive(Module, Debug)]
 pub struct FakeQuantizer {
     /// Symmetric: the scale `s` (`input_high`). Asymmetric: the range width.
@@ -62,40 +65,63 @@ impl FakeQuantizer {
         self.spec.levels()
     }
 
-    /// The broadcastable `(input_low, range)` tensors for an input of rank `D`.
-    pub fn low_and_range<const D: usize>(&self) -> (Tensor<D>, Tensor<D>) {
+    /// The quantizer's effective `(input_low, range)` per channel, as NNCF computes them from the
+    /// parameters at every forward: `|s| + eps` for a symmetric scale (`input_low = s'·ll/lh`,
+    /// `range = s' − input_low`); `|r| + eps` then TuneRange for an asymmetric range, so 0.0 is
+    /// exactly a level whatever the optimizer did to the parameters.
+    pub fn effective_low_and_range(&self) -> (Tensor<1>, Tensor<1>) {
+        let magnitude = safe_magnitude(self.scale.val());
+        match (&self.spec.mode, &self.input_low) {
+            (QuantMode::Asymmetric, Some(low)) => tune_range(low.val(), magnitude, self.levels()),
+            _ => symmetric_low_and_range(magnitude, self.spec.level_low, self.spec.level_high),
+        }
+    }
+
+    /// Shape `[1, .., C, .., 1]` (C on the channel axis) that broadcasts a per-channel range
+    /// against an input of rank `D`.
+    fn broadcast_dims<const D: usize>(&self) -> [usize; D] {
         let mut dims = [1usize; D];
         if let Some(axis) = self.spec.axis {
             dims[axis] = self.scale.shape()[0];
         }
-        let scale: Tensor<D> = self.scale.val().reshape(dims);
-        match (&self.spec.mode, &self.input_low) {
-            (QuantMode::Asymmetric, Some(low)) => (low.val().reshape(dims), scale),
-            _ => symmetric_low_and_range(scale, self.spec.level_low, self.spec.level_high),
-        }
+        dims
     }
 
-    /// Fake-quantizes `x`.
+    /// Fake-quantizes `x` (OpenVINO's forward; NNCF's gradients on autodiff tensors).
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let (low, range) = self.low_and_range::<D>();
-        fake_quantize(x, low, range, self.levels())
-    }
-
-    /// The current `(input_low, input_high)` per channel, read back to the host.
-    pub fn range_values(&self) -> (Vec<f32>, Vec<f32>) {
-        let read = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap_or_default();
-        let scale = read(self.scale.val());
-        match &self.input_low {
-            Some(low) => {
-                let low = read(low.val());
-                let high = low.iter().zip(&scale).map(|(l, r)| l + r).collect();
-                (low, high)
+        let dims = self.broadcast_dims::<D>();
+        match (&self.spec.mode, &self.input_low) {
+            (QuantMode::Asymmetric, Some(_)) => {
+                let (low, range) = self.effective_low_and_range();
+                let range: Tensor<D> = range.reshape(dims);
+                fake_quantize_trainable(x, low.reshape(dims), range.clone(), range, self.levels())
             }
-            None => {
-                let ratio = self.spec.level_low as f32 / self.spec.level_high as f32;
-                (scale.iter().map(|s| s * ratio).collect(), scale)
+            _ => {
+                let scale = safe_magnitude(self.scale.val()).reshape(dims);
+                fake_quantize_symmetric(x, scale, self.spec.level_low, self.spec.level_high)
             }
         }
+    }
+
+    /// The effective `(input_low, input_high)` per channel, read back to the host.
+    pub fn range_values(&self) -> (Vec<f32>, Vec<f32>) {
+        let read = |t: Tensor<1>| {
+            t.into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap_or_default()
+        };
+        let (low, range) = self.effective_low_and_range();
+        let (low, range) = (read(low.detach()), read(range.detach()));
+        let high = low.iter().zip(&range).map(|(l, r)| l + r).collect();
+        (low, high)
+    }
+
+    /// Checks that the effective range of every channel is finite and not empty; the error
+    /// names `path`. Training can drive parameters to NaN or infinity; export calls this.
+    pub fn check(&self, path: &str) -> Result<()> {
+        let (lows, highs) = self.range_values();
+        check_range(&lows, &highs, path)
     }
 }
 
@@ -109,7 +135,7 @@ impl Reparameterization for FakeQuantizer {
 
 /// Checks that every `(low, high)` pair is finite with `high > low`.
 pub(crate) fn check_range(lows: &[f32], highs: &[f32], path: &str) -> Result<()> {
-    let bad = |reason: String| QuantError::InvalidRange {
+    let bad = |reason: String| CoreError::InvalidRange {
         path: path.to_string(),
         reason,
     };

@@ -5,27 +5,33 @@ use burn::nn::conv::Conv2d;
 use burn::nn::BatchNorm;
 use burn::tensor::Tensor;
 
-use crate::error::{QuantError, Result};
-use crate::quantizer::FakeQuantizer;
+use crate::error::{CoreError, Result};
+use crate::transform::WeightTransform;
 
 /// Folds `bn` into `conv`: `w' = w·γ/√(var+ε)` per output channel and
 /// `b' = (b − mean)·γ/√(var+ε) + β`, so that in eval mode `conv'(x) = bn(conv(x))`.
 ///
-/// Fold before attaching quantizers: a convolution whose weight is already quantized is
-/// refused (its ranges would no longer fit), with an error naming `path`.
+/// Fold before compressing: a convolution whose weight already carries a transform (its
+/// quantizer ranges or mask would no longer fit) is refused, with an error naming `path`.
 pub fn fold_batch_norm(conv: Conv2d, bn: &BatchNorm, path: &str) -> Result<Conv2d> {
-    if conv.weight.reparameterization::<FakeQuantizer>().is_some() {
-        return Err(QuantError::NothingToQuantize(format!(
-            "`{path}`: fold batch norms before attaching quantizers"
-        )));
+    if conv
+        .weight
+        .reparameterization::<WeightTransform>()
+        .is_some()
+    {
+        return Err(CoreError::BatchNorm {
+            path: path.to_string(),
+            reason: "fold batch norms before attaching quantizers or masks".into(),
+        });
     }
     let [out_channels, ..] = conv.weight.dims();
     let [features] = bn.gamma.dims();
     if features != out_channels {
-        return Err(QuantError::InvalidSpec {
-            field: "batch_norm.num_features",
-            value: features.to_string(),
-            reason: format!("`{path}` has {out_channels} output channels"),
+        return Err(CoreError::BatchNorm {
+            path: path.to_string(),
+            reason: format!(
+                "the batch norm has {features} features for {out_channels} output channels"
+            ),
         });
     }
     let device = conv.weight.lazy_device();
@@ -62,7 +68,7 @@ pub fn adapt_batch_norm<M: Module, B>(
     mut forward: impl FnMut(&M, B),
 ) -> Result<usize> {
     if !model.devices().iter().all(|device| device.is_autodiff()) {
-        return Err(QuantError::Calibration(
+        return Err(CoreError::Calibration(
             "batch-norm adaptation needs the model on an autodiff device (`device.autodiff()`) \
              in training mode"
                 .into(),
@@ -74,7 +80,7 @@ pub fn adapt_batch_norm<M: Module, B>(
         count += 1;
     }
     if count == 0 {
-        return Err(QuantError::Calibration(
+        return Err(CoreError::Calibration(
             "the batch-norm adaptation set is empty".into(),
         ));
     }

@@ -2,7 +2,7 @@
 
 use regex::Regex;
 
-use crate::error::{QuantError, Result};
+use crate::error::{CoreError, Result};
 
 /// One ignored scope.
 #[derive(Clone, Debug)]
@@ -24,7 +24,7 @@ impl Scope {
         match text.strip_prefix("re:") {
             Some(pattern) => {
                 let regex = Regex::new(&format!("^(?:{pattern})$")).map_err(|error| {
-                    QuantError::InvalidScope {
+                    CoreError::InvalidScope {
                         scope: text.to_string(),
                         reason: error.to_string(),
                     }
@@ -67,7 +67,7 @@ impl Scope {
 pub fn check_scopes_match(scopes: &[Scope], paths: &[String]) -> Result<()> {
     for scope in scopes {
         if !paths.iter().any(|path| scope.matches(path)) {
-            return Err(QuantError::UnmatchedScope {
+            return Err(CoreError::UnmatchedScope {
                 scope: scope.text().to_string(),
                 candidates: paths.join(", "),
             });

@@ -1,9 +1,8 @@
 //! Statistics of activation-quantizer inputs, gathered while calibration batches run.
 //!
-//! A [`CalibrationSession`] is active on one thread; while it is, every
-//! [`ActivationQuantizer`](crate::ActivationQuantizer) forward records its input here (keyed by
-//! its slot's parameter id) and passes it through unquantized, so statistics are those of the
-//! floating-point model.
+//! A [`CalibrationSession`] is active on one thread; while it is, every observation point (an
+//! activation quantizer slot calls [`observe`] with its parameter id) records its input here and
+//! passes it through unquantized, so statistics are those of the floating-point model.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -71,8 +70,8 @@ thread_local! {
     static SESSION: RefCell<Option<HashMap<ParamId, Observation>>> = const { RefCell::new(None) };
 }
 
-/// Records `x` for the quantizer `id` if a session is active; returns whether it did.
-pub(crate) fn observe<const D: usize>(id: ParamId, x: &Tensor<D>) -> bool {
+/// Records `x` for the observation point `id` if a session is active; returns whether it did.
+pub fn observe<const D: usize>(id: ParamId, x: &Tensor<D>) -> bool {
     SESSION.with(|session| {
         let mut session = session.borrow_mut();
         let Some(observations) = session.as_mut() else {

@@ -1,0 +1,214 @@
+//! Sparsity for Burn models: magnitude (`abs`, `normed_abs`; global or local levels), learned
+//! RB sparsity, and N:M semi-structured sparsity (fixed masks or SR-STE), with NNCF's level
+//! schedules. Masks are the first stage of each weight's
+//! [`WeightTransform`](burn_compress_core::WeightTransform), so they compose with fake-quantizers
+//! in either order: `w' = FQ(mask ⊙ w)`.
+//!
+//! ```ignore
+//! use burn_compress_sparsity::{sparsify, Sparsity};
+//! use burn_compress_core::{LevelSchedule, Schedule};
+//! let (model, mut controller) = sparsify(model)
+//!     .magnitude(Sparsity::scheduled(LevelSchedule::new(Schedule::polynomial(), 0.0, 0.5, 3.0)))
+//!     .ignore("fc2")
+//!     .steps_per_epoch(125)
+//!     .build()?;
+//! // in the training loop, after each optimizer step:
+//! controller.step(&mut model);
+//! ```
+
+pub mod controller;
+pub mod error;
+pub mod magnitude;
+pub mod method;
+pub mod nm;
+
+use std::collections::HashMap;
+
+use burn::module::Module;
+use burn::tensor::{Tensor, TensorData};
+use burn_compress_core::scope::{check_scopes_match, Scope};
+use burn_compress_core::site::{weight_sites, WeightSite};
+use burn_compress_core::{attach, Attachment, MaskGradient, Scheduler, WeightMask};
+
+pub use controller::{MaskedWeight, SparsityController, SparsityStatistics};
+pub use error::{Result, SparsityError};
+pub use magnitude::{Importance, LevelMode};
+pub use method::{NmSparsity, NmTraining, Sparsity, SparsityMethod};
+
+/// Starts sparsifying `model`'s Conv/Linear weights; choose one method, then
+/// [`build`](SparsifyBuilder::build).
+pub fn sparsify<M: Module>(model: M) -> SparsifyBuilder<M> {
+    SparsifyBuilder {
+        model,
+        method: None,
+        ignored: Vec::new(),
+        steps_per_epoch: None,
+    }
+}
+
+/// Collects the sparsity settings for one model; see [`sparsify`].
+pub struct SparsifyBuilder<M> {
+    model: M,
+    method: Option<SparsityMethod>,
+    ignored: Vec<String>,
+    steps_per_epoch: Option<usize>,
+}
+
+impl<M: Module> SparsifyBuilder<M> {
+    /// Magnitude sparsity.
+    pub fn magnitude(mut self, sparsity: Sparsity) -> Self {
+        self.method = Some(SparsityMethod::Magnitude(sparsity));
+        self
+    }
+
+    /// Regularization-based (learned) sparsity; add the controller's loss to the task loss.
+    pub fn rb(mut self, sparsity: Sparsity) -> Self {
+        self.method = Some(SparsityMethod::Rb(sparsity));
+        self
+    }
+
+    /// N:M semi-structured sparsity.
+    pub fn n_m(mut self, nm: NmSparsity) -> Self {
+        self.method = Some(SparsityMethod::NM(nm));
+        self
+    }
+
+    /// Any method, e.g. read from a config.
+    pub fn method(mut self, method: SparsityMethod) -> Self {
+        self.method = Some(method);
+        self
+    }
+
+    /// Leaves the weights under `scope` dense: a module path (`fc2`, which also covers
+    /// `fc2.linear`) or a regular expression written `re:<regex>`.
+    pub fn ignore(mut self, scope: impl Into<String>) -> Self {
+        self.ignored.push(scope.into());
+        self
+    }
+
+    /// Optimizer steps per epoch: epochs then advance with
+    /// [`SparsityController::step`], and per-step schedules work.
+    pub fn steps_per_epoch(mut self, steps: usize) -> Self {
+        self.steps_per_epoch = Some(steps);
+        self
+    }
+
+    /// Attaches the masks at the level of epoch 0 and returns the model with its controller.
+    /// Every setting is checked first; on error the model is dropped unchanged and the error
+    /// names the setting or layer at fault.
+    pub fn build(self) -> Result<(M, SparsityController)> {
+        let method = self.method.ok_or_else(|| SparsityError::Setting {
+            setting: "method",
+            reason: "choose magnitude, rb or n_m".into(),
+        })?;
+        let scopes = self
+            .ignored
+            .iter()
+            .map(|text| Scope::parse(text))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let sites = weight_sites(&self.model);
+        let layers: Vec<String> = sites.iter().map(|s| s.layer.clone()).collect();
+        check_scopes_match(&scopes, &layers)?;
+        let selected: Vec<&WeightSite> = sites
+            .iter()
+            .filter(|site| !scopes.iter().any(|scope| scope.matches(&site.layer)))
+            .collect();
+        if selected.is_empty() {
+            return Err(SparsityError::NothingToSparsify(
+                "no Conv/Linear weight outside the ignored scopes".into(),
+            ));
+        }
+        let names = selected
+            .iter()
+            .map(|s| s.param.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let scheduler = match &method {
+            SparsityMethod::Magnitude(s) | SparsityMethod::Rb(s) => Some(
+                Scheduler::new(s.schedule.clone(), self.steps_per_epoch).map_err(|error| {
+                    SparsityError::Schedule {
+                        method: method.name(),
+                        layers: names.clone(),
+                        error,
+                    }
+                })?,
+            ),
+            SparsityMethod::NM(nm) => {
+                for site in &selected {
+                    nm::check_pattern(nm.n, nm.m, &site.dims, site.kind.input_axis()).map_err(
+                        |error| SparsityError::Pattern {
+                            layer: site.param.clone(),
+                            error,
+                        },
+                    )?;
+                }
+                None
+            }
+        };
+        let mut controller = SparsityController {
+            method,
+            weights: selected
+                .iter()
+                .map(|site| MaskedWeight {
+                    param: site.param.clone(),
+                    dims: site.dims.clone(),
+                    input_axis: site.kind.input_axis(),
+                })
+                .collect(),
+            scheduler,
+            frozen: false,
+        };
+        let attachments = initial_masks(&self.model, &controller, &selected);
+        let mut model = attach(self.model, attachments)?;
+        let start = controller.scheduler.as_ref().map(Scheduler::start);
+        if let Some(tick) = start {
+            controller.frozen = tick.frozen;
+        }
+        let level = controller.level();
+        controller.write(&mut model, level);
+        Ok((model, controller))
+    }
+}
+
+/// Mask stages for the selected weights: all-ones masks (set for the starting level right
+/// after attaching), or RB logits at NNCF's starting keep probability.
+fn initial_masks<M: Module>(
+    model: &M,
+    controller: &SparsityController,
+    selected: &[&WeightSite],
+) -> HashMap<String, Attachment> {
+    let device = model
+        .devices()
+        .into_iter()
+        .next()
+        .unwrap_or_else(burn::tensor::Device::flex);
+    let gradient = match &controller.method {
+        SparsityMethod::Magnitude(s) => s.gradient,
+        SparsityMethod::Rb(_) => MaskGradient::Zero,
+        SparsityMethod::NM(nm) => match nm.training {
+            NmTraining::Fixed => MaskGradient::Zero,
+            NmTraining::SrSte { .. } => MaskGradient::StraightThrough,
+        },
+    };
+    selected
+        .iter()
+        .map(|site| {
+            let n = site.len();
+            let mask = match &controller.method {
+                SparsityMethod::Rb(_) => {
+                    let logit = (method::RB_INITIAL_KEEP / (1.0 - method::RB_INITIAL_KEEP)).ln();
+                    let logits = vec![logit as f32; n];
+                    WeightMask::learned(Tensor::from_data(TensorData::new(logits, [n]), &device))
+                }
+                _ => WeightMask::fixed(Tensor::ones([n], &device), gradient),
+            };
+            (
+                site.param.clone(),
+                Attachment {
+                    mask: Some(mask),
+                    quantizer: None,
+                },
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,282 @@
+//! Shared helpers of the integration tests: deterministic data, Burn and OpenVINO forwards,
+//! the OpenVINO check script, and runtime-kernel assertions.
+
+pub mod models;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use burn::module::{Module, Param, RunningState};
+use burn::nn::{BatchNorm, BatchNormConfig};
+use burn::tensor::{Device, Tensor, TensorData};
+use burn_compress::openvino::{compare, eval, export, ExportOptions, Precision};
+use burn_compress_recipes::Mnist;
+
+pub fn dev() -> Device {
+    Device::flex()
+}
+
+/// Deterministic pseudo-random data in [-2, 2).
+pub fn data(shape: &[usize], seed: u64) -> TensorData {
+    let n: usize = shape.iter().product();
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let values: Vec<f32> = (0..n)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+        })
+        .collect();
+    TensorData::new(values, shape.to_vec())
+}
+
+pub fn burn_forward<M: Module, const D: usize, const O: usize>(
+    model: &M,
+    input: &TensorData,
+    forward: &impl Fn(&M, Tensor<D>) -> Tensor<O>,
+) -> Vec<f32> {
+    let x = Tensor::<D>::from_data(input.clone(), &dev());
+    forward(&model.valid(), x)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap()
+}
+
+pub fn ov_forward(xml: &Path, input: &TensorData) -> Vec<f32> {
+    eval(xml, input, Precision::F32)
+        .unwrap_or_else(|e| panic!("OpenVINO could not run {}: {e}", xml.display()))
+        .try_to_vec::<f32>()
+        .unwrap()
+}
+
+/// Exports with a dynamic batch, runs the IR at the traced batch and at another one, and
+/// returns the largest relative error (max |ov - burn| / max |burn|).
+pub fn check_fp32<M: Module, const D: usize, const O: usize>(
+    name: &str,
+    model: &M,
+    shape: [usize; D],
+    forward: impl Fn(&M, Tensor<D>) -> Tensor<O>,
+) -> f32 {
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join(format!("{name}.xml"));
+    let report = export(model, shape, &forward, &xml, &ExportOptions::default())
+        .unwrap_or_else(|e| panic!("{name}: export failed: {e}"));
+    let mut worst = 0.0f32;
+    for (k, batch) in [shape[0], 3].into_iter().enumerate() {
+        let mut s = shape;
+        s[0] = batch;
+        let input = data(&s, 17 + k as u64);
+        let reference = burn_forward(model, &input, &forward);
+        let actual = ov_forward(&xml, &input);
+        let classes = reference.len() / batch;
+        let c = compare(&reference, &actual, classes.max(1));
+        worst = worst.max(c.max_rel_diff);
+    }
+    println!(
+        "{name}: {} IR layers, export {:?}, max relative error {worst:.3e}",
+        report.layers, report.elapsed
+    );
+    assert!(worst <= 1e-4, "{name}: max relative error {worst} > 1e-4");
+    worst
+}
+
+pub fn python() -> PathBuf {
+    let path = std::env::var_os("BURN_COMPRESS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+    assert!(
+        path.exists(),
+        "the OpenVINO check needs a Python with the `openvino` package at {} \
+         (python3 -m venv .venv && .venv/bin/pip install openvino==2026.4.1), \
+         or BURN_COMPRESS_PYTHON pointing at one",
+        path.display()
+    );
+    path
+}
+
+/// `scripts/ov_check.py` with `args`; its JSON answer.
+pub fn ov_check(args: &[&str]) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ov_check.py");
+    let out = Command::new(python())
+        .arg(&script)
+        .args(args)
+        .output()
+        .expect("run scripts/ov_check.py");
+    assert!(
+        out.status.success(),
+        "ov_check.py {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("ov_check.py prints JSON")
+}
+
+pub fn randomize_batch_norm(bn: &mut BatchNorm, seed: u64) {
+    let c = bn.gamma.dims()[0];
+    let t = |s: u64, lo: f32, hi: f32| {
+        let d = data(&[c], s).try_to_vec::<f32>().unwrap();
+        let v: Vec<f32> = d.iter().map(|x| lo + (x + 2.0) / 4.0 * (hi - lo)).collect();
+        Tensor::<1>::from_data(TensorData::new(v, [c]), &dev())
+    };
+    bn.gamma = Param::from_tensor(t(seed, 0.5, 1.5));
+    bn.beta = Param::from_tensor(t(seed + 1, -0.5, 0.5));
+    bn.running_mean = RunningState::new(t(seed + 2, -0.3, 0.3));
+    bn.running_var = RunningState::new(t(seed + 3, 0.5, 2.0));
+}
+
+pub fn bn(c: usize, seed: u64) -> BatchNorm {
+    let mut b = BatchNormConfig::new(c).init(&dev());
+    randomize_batch_norm(&mut b, seed);
+    b
+}
+
+/// The Convolution / MatMul / FullyConnected layers of the runtime model (OpenVINO picks its
+/// kernels at compile time): `(name, layerType, runtimePrecision, primitiveType)`.
+pub fn runtime_compute_layers(xml: &Path, shape: &str) -> Vec<[String; 4]> {
+    let answer = ov_check(&["runtime", "--xml", xml.to_str().unwrap(), "--shape", shape]);
+    let mut out = Vec::new();
+    for l in answer["layers"].as_array().unwrap() {
+        let field = |k: &str| l[k].as_str().unwrap_or("").to_string();
+        let kind = field("layerType");
+        if matches!(
+            kind.as_str(),
+            "Convolution" | "MatMul" | "FullyConnected" | "GroupConvolution"
+        ) {
+            println!(
+                "  {kind:<16} {:<48} {:<4} {}",
+                field("name"),
+                field("runtimePrecision"),
+                field("primitiveType")
+            );
+            out.push([
+                field("name"),
+                kind,
+                field("runtimePrecision"),
+                field("primitiveType"),
+            ]);
+        }
+    }
+    out
+}
+
+pub fn is_int8(layer: &[String; 4]) -> bool {
+    matches!(layer[2].as_str(), "u8" | "i8") && layer[3].to_lowercase().ends_with("i8")
+}
+
+/// Asserts every Convolution / MatMul / FullyConnected of the runtime model runs on INT8
+/// kernels, and that there are `expected` of them.
+pub fn assert_int8_layers(xml: &Path, shape: &str, expected: usize) {
+    let layers = runtime_compute_layers(xml, shape);
+    assert_eq!(layers.len(), expected, "{layers:?}");
+    for l in &layers {
+        assert!(
+            is_int8(l),
+            "layer {} ({}) runs {}/{}, not INT8",
+            l[0],
+            l[1],
+            l[2],
+            l[3]
+        );
+    }
+}
+
+pub fn mnist() -> Mnist {
+    Mnist::load(&burn_compress_recipes::mnist::default_dir()).expect("MNIST-10k in data/mnist-10k")
+}
+
+/// Replaces the values of the float parameter at `path` (e.g. `fc1.linear.weight.fake_quant.scale`)
+/// with `f(values)`; panics if no parameter has that path.
+pub fn set_param<M: Module>(model: M, path: &str, f: impl Fn(Vec<f32>) -> Vec<f32>) -> M {
+    struct Setter<'a, F> {
+        path: Vec<String>,
+        target: &'a str,
+        f: F,
+        found: bool,
+    }
+    impl<F: Fn(Vec<f32>) -> Vec<f32>> burn::module::ModuleMapper for Setter<'_, F> {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            if self.path.join(".") != self.target {
+                return param;
+            }
+            self.found = true;
+            param.map(|t| {
+                let (shape, device) = (t.shape(), t.device());
+                let values = (self.f)(t.into_data().try_to_vec::<f32>().unwrap());
+                Tensor::from_data(TensorData::new(values, shape), &device)
+            })
+        }
+    }
+    let mut setter = Setter {
+        path: Vec::new(),
+        target: path,
+        f,
+        found: false,
+    };
+    let model = model.map(&mut setter);
+    assert!(setter.found, "no parameter at `{path}`");
+    model
+}
+
+/// The reference CNN after the recipes' FP32 phase (`configs/mnist_qat.json`: 5 epochs, Adam
+/// 1e-3, BatchNorm folded), trained once per test run and shared through a checkpoint: a fresh
+/// copy on the autodiff flex device.
+pub fn trained_fp32() -> burn_compress_recipes::ReferenceCnn {
+    use burn_compress_recipes::{train_fp32, Recipe, ReferenceCnn};
+    static CHECKPOINT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let path = CHECKPOINT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let recipe = Recipe::from_file(&root.join("configs/mnist_qat.json")).unwrap();
+        let device = Device::flex().autodiff();
+        let (model, accuracy, _, _) = train_fp32(&recipe, &mnist(), &device);
+        println!("shared FP32 reference CNN: {accuracy:.2} %");
+        let dir = std::env::temp_dir().join(format!("burn-compress-it-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("fp32.bpk");
+        model.save_file(&path).unwrap();
+        path
+    });
+    let device = Device::flex().autodiff();
+    ReferenceCnn::new(&device)
+        .fold_batch_norms()
+        .unwrap()
+        .load_file(path)
+}
+
+/// The 8-bit integer constant the IR at `xml` holds for weight `param` (its `<param>/quantized`
+/// Const layer): dimensions as written and values.
+pub fn ir_int8_weight(xml: &Path, param: &str) -> (Vec<usize>, Vec<i8>) {
+    let text = std::fs::read_to_string(xml).unwrap();
+    let name = format!("name=\"{param}/quantized\"");
+    let layer = text
+        .split("<layer ")
+        .find(|l| l.contains(&name))
+        .unwrap_or_else(|| panic!("no quantized constant for `{param}` in {}", xml.display()));
+    let attr = |key: &str| {
+        let start = layer.find(&format!("{key}=\"")).unwrap() + key.len() + 2;
+        let end = start + layer[start..].find('"').unwrap();
+        layer[start..end].to_string()
+    };
+    assert_eq!(attr("element_type"), "i8", "`{param}` is stored as i8");
+    let shape = attr("shape")
+        .split(',')
+        .map(|d| d.parse().unwrap())
+        .collect();
+    let (offset, size): (usize, usize) = (
+        attr("offset").parse().unwrap(),
+        attr("size").parse().unwrap(),
+    );
+    let bin = std::fs::read(xml.with_extension("bin")).unwrap();
+    let values = bin[offset..offset + size]
+        .iter()
+        .map(|&b| b as i8)
+        .collect();
+    (shape, values)
+}

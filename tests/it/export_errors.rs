@@ -1,0 +1,61 @@
+//! Export errors name the operation and module at fault and leave no files behind.
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation::relu;
+use burn_compress::openvino::{export, ExportError, ExportOptions};
+
+use crate::common::dev;
+use crate::common::models::Conv1dNet;
+
+#[derive(Module, Debug)]
+struct Odd {
+    body: Linear,
+    head: Linear,
+}
+
+#[test]
+fn unsupported_operation_is_named_with_its_module_and_nothing_is_written() {
+    dev().seed(13);
+    let m = Odd {
+        body: LinearConfig::new(4, 4).init(&dev()),
+        head: LinearConfig::new(4, 3).init(&dev()),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join("odd.xml");
+    let err = export(
+        &m,
+        [2, 4],
+        |m, x| m.head.forward(relu(m.body.forward(x)).cos()),
+        &xml,
+        &ExportOptions::default(),
+    )
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("Cos"), "{message}");
+    assert!(
+        message.contains("`head`") || message.contains("`body`"),
+        "{message}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "files left behind"
+    );
+}
+
+#[test]
+fn a_path_without_xml_extension_is_refused_without_writing() {
+    let m = Conv1dNet::new();
+    let dir = tempfile::tempdir().unwrap();
+    let err = export(
+        &m,
+        [1, 4, 20],
+        |m, x| m.forward(x),
+        dir.path().join("m.txt"),
+        &ExportOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ExportError::Io { .. }), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}

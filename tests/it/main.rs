@@ -1,0 +1,12 @@
+//! End-to-end tests of burn-compress. Every exported IR is read, compiled and run by OpenVINO's
+//! real runtime (through the Rust `openvino` crate and/or `scripts/ov_check.py`) and compared
+//! with Burn's own forward.
+
+mod common;
+mod export_errors;
+mod export_fp32;
+mod export_quantized;
+mod qat_recipe;
+mod qat_stress;
+mod quantizer_checks;
+mod sparsity_recipes;
