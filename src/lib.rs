@@ -40,7 +40,7 @@ pub mod prelude {
         Signedness,
     };
     pub use burn_compress_sparsity::{
-        sparsify, Importance, LevelMode, NmSparsity, NmTraining, Sparsity, SparsityController,
-        SparsityMethod,
+        sparsify, Importance, LevelMode, NmSparsity, NmTraining, RbSparsity, Sparsity,
+        SparsityController, SparsityMethod,
     };
 }

@@ -17,7 +17,8 @@ use burn_compress_recipes::{Mnist, ReferenceCnn};
 
 use crate::common::models::reference_cnn;
 use crate::common::{
-    assert_int8_layers, burn_forward, data, dev, is_int8, mnist, ov_forward, runtime_compute_layers,
+    assert_int8_compute, assert_int8_layers, burn_forward, data, dev, is_int8, mnist, ov_forward,
+    runtime_compute_layers,
 };
 
 fn fq<const D: usize>(x: Tensor<D>, il: Tensor<D>, r: Tensor<D>, levels: u32) -> Tensor<D> {
@@ -321,16 +322,5 @@ fn quantized_conv1d_depthwise_and_3d_linear_run_in_int8() {
     println!("quantized mix: {c:?}");
     assert!(c.max_rel_diff <= 2e-2, "{c:?}");
     assert!(c.top1_agreement >= 0.95, "{c:?}");
-    let layers = runtime_compute_layers(&xml, "2,8,6,6");
-    assert!(layers.len() >= 4, "{layers:?}");
-    for l in &layers {
-        assert!(
-            is_int8(l),
-            "layer {} ({}) runs {}/{}, not INT8",
-            l[0],
-            l[1],
-            l[2],
-            l[3]
-        );
-    }
+    assert_int8_compute(&xml, "2,8,6,6", 4, true);
 }

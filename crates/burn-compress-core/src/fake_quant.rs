@@ -40,14 +40,78 @@ pub fn fake_quantize<const D: usize>(
     levels: u32,
 ) -> Tensor<D> {
     let steps = (levels - 1) as f32;
-    x.sub(input_low.clone())
-        .div(range.clone())
-        .clamp(0.0, 1.0)
-        .mul_scalar(steps)
-        .round()
+    level_index(x, input_low.clone(), range.clone(), steps)
         .div_scalar(steps)
         .mul(range)
         .add(input_low)
+}
+
+/// `k = round(clamp((x − il)/r, 0, 1)·steps)`: the level both forms start from.
+fn level_index<const D: usize>(
+    x: Tensor<D>,
+    input_low: Tensor<D>,
+    range: Tensor<D>,
+    steps: f32,
+) -> Tensor<D> {
+    x.sub(input_low)
+        .div(range)
+        .clamp(0.0, 1.0)
+        .mul_scalar(steps)
+        .round()
+}
+
+/// Fake-quantizes `x` as an integer grid times a step, `(k − zp)·step` with
+/// `k = round(clamp((x − il)/r, 0, 1)·(L − 1))`, `zp = round(−il/r·(L − 1))`, `step = r/(L − 1)`:
+/// what a quantized weight computes in the exported IR (`Convert(i8) → Multiply(step)`) and what
+/// NNCF's forward computes. 0.0 stays exactly 0.0 when `il` is aligned to the grid (symmetric
+/// grids, tuned asymmetric ones). No gradient flows through the rounding.
+///
+/// On plain tensors the op sequence is `Sub, Div, Clamp(0,1), MulScalar(L-1), Round,
+/// Sub(zp), Mul(step)`, which the OpenVINO exporter recognises as a quantized weight.
+pub fn fake_quantize_integer<const D: usize>(
+    x: Tensor<D>,
+    input_low: Tensor<D>,
+    range: Tensor<D>,
+    levels: u32,
+) -> Tensor<D> {
+    let steps = (levels - 1) as f32;
+    let zero_point = input_low
+        .clone()
+        .neg()
+        .div(range.clone())
+        .mul_scalar(steps)
+        .round();
+    let step = range.clone().div_scalar(steps);
+    level_index(x, input_low, range, steps)
+        .sub(zero_point)
+        .mul(step)
+}
+
+/// Which arithmetic a fake-quantizer's value follows; both land on the same grid points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// OpenVINO's `FakeQuantize` formula ([`fake_quantize`]): activations, exported as
+    /// `FakeQuantize` layers.
+    FakeQuantize,
+    /// Integer level times step ([`fake_quantize_integer`]): weights, exported as integer
+    /// constants.
+    Integer,
+}
+
+impl Form {
+    /// Fake-quantizes `x` in this form (plain op chain, no gradient through the rounding).
+    pub fn apply<const D: usize>(
+        self,
+        x: Tensor<D>,
+        input_low: Tensor<D>,
+        range: Tensor<D>,
+        levels: u32,
+    ) -> Tensor<D> {
+        match self {
+            Form::FakeQuantize => fake_quantize(x, input_low, range, levels),
+            Form::Integer => fake_quantize_integer(x, input_low, range, levels),
+        }
+    }
 }
 
 /// `(input_low, range)` of a symmetric grid `[level_low, level_high]` with scale `scale`, as NNCF
@@ -64,30 +128,31 @@ pub fn symmetric_low_and_range<const D: usize>(
     (low, range)
 }
 
-/// Fake-quantizes `x` over `[input_low, input_low + range]` with NNCF's gradients.
+/// Fake-quantizes `x` over `[input_low, input_low + range]` in `form`, with NNCF's gradients.
 ///
-/// The value is exactly [`fake_quantize`]'s (the same chain, on detached inputs). Gradients:
+/// The value is exactly the plain chain's (the same ops, on detached inputs). Gradients:
 /// `x` gets `g` inside the range and 0 outside; `input_low` gets `g` below, `input_low + range`
 /// gets `g` above (through whatever `input_low` and `range` are computed from); and `learned`
 /// (the scale of a symmetric grid, the range of an asymmetric one) gets NNCF's inside term
-/// `g·(q − x)/range`, computed directly as NNCF does. On plain tensors this is [`fake_quantize`].
+/// `g·(q − x)/range`, computed directly as NNCF does. On plain tensors this is the plain chain.
 pub fn fake_quantize_trainable<const D: usize>(
     x: Tensor<D>,
     input_low: Tensor<D>,
     range: Tensor<D>,
     learned: Tensor<D>,
     levels: u32,
+    form: Form,
 ) -> Tensor<D> {
     let autodiff = x.is_autodiff() || range.is_autodiff() || input_low.is_autodiff();
     if !autodiff {
-        return fake_quantize(x, input_low, range, levels);
+        return form.apply(x, input_low, range, levels);
     }
     let (xd, low_d, range_d) = (
         x.clone().detach(),
         input_low.clone().detach(),
         range.clone().detach(),
     );
-    let q = fake_quantize(xd.clone(), low_d.clone(), range_d.clone(), levels);
+    let q = form.apply(xd.clone(), low_d.clone(), range_d.clone(), levels);
     // clamp(x, low, high) written with ReLUs: its gradient is 1 for x inside, 1 for low below,
     // 1 for high above (NNCF's masks are strict: x == low or x == high counts as inside).
     let high = input_low.clone().add(range);
@@ -107,18 +172,19 @@ pub fn fake_quantize_trainable<const D: usize>(
     q.add(through_clamp).add(through_learned)
 }
 
-/// Fake-quantizes `x` on the symmetric grid `[level_low, level_high]` with scale `scale` (already
-/// made safe, see [`safe_magnitude`]), as NNCF does: `input_low = s·ll/lh`, `range = s − input_low`;
+/// Fake-quantizes `x` in `form` on the symmetric grid `[level_low, level_high]` with scale
+/// `scale` (already made safe, see [`safe_magnitude`]), as NNCF does: `input_low = s·ll/lh`, `range = s − input_low`;
 /// on autodiff tensors the scale gets `g·(q − x)/range` inside, `g` above, `g·ll/lh` below.
 pub fn fake_quantize_symmetric<const D: usize>(
     x: Tensor<D>,
     scale: Tensor<D>,
     level_low: i32,
     level_high: i32,
+    form: Form,
 ) -> Tensor<D> {
     let levels = (level_high - level_low + 1) as u32;
     let (low, range) = symmetric_low_and_range(scale.clone(), level_low, level_high);
-    fake_quantize_trainable(x, low, range, scale, levels)
+    fake_quantize_trainable(x, low, range, scale, levels, form)
 }
 
 /// NNCF's safe magnitude `|v| + eps` of a scale or range (gradient `sign(v)`).

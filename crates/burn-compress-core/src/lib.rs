@@ -25,8 +25,8 @@ pub mod transform;
 pub use bn::{adapt_batch_norm, fold_batch_norm};
 pub use error::{CoreError, Result};
 pub use fake_quant::{
-    fake_quantize, fake_quantize_symmetric, fake_quantize_trainable, safe_magnitude,
-    symmetric_low_and_range, tune_range, RANGE_EPS,
+    fake_quantize, fake_quantize_integer, fake_quantize_symmetric, fake_quantize_trainable,
+    safe_magnitude, symmetric_low_and_range, tune_range, Form, RANGE_EPS,
 };
 pub use grid::{QuantMode, ResolvedSpec};
 pub use mask::{MaskGradient, WeightMask};

@@ -6,7 +6,7 @@ use burn::tensor::{Device, Shape, Tensor, TensorData};
 use crate::error::{CoreError, Result};
 use crate::fake_quant::{
     fake_quantize_symmetric, fake_quantize_trainable, safe_magnitude, symmetric_low_and_range,
-    tune_range,
+    tune_range, Form,
 };
 use crate::grid::{QuantMode, ResolvedSpec};
 
@@ -87,18 +87,30 @@ impl FakeQuantizer {
         dims
     }
 
-    /// Fake-quantizes `x` (OpenVINO's forward; NNCF's gradients on autodiff tensors).
+    /// Fake-quantizes an activation `x` with OpenVINO's `FakeQuantize` formula (NNCF's
+    /// gradients on autodiff tensors).
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        self.quantize(x, Form::FakeQuantize)
+    }
+
+    /// Fake-quantizes a weight as integer levels times the step, the value its integer
+    /// constant has in the exported IR (NNCF's gradients on autodiff tensors).
+    pub fn forward_weight<const D: usize>(&self, weight: Tensor<D>) -> Tensor<D> {
+        self.quantize(weight, Form::Integer)
+    }
+
+    fn quantize<const D: usize>(&self, x: Tensor<D>, form: Form) -> Tensor<D> {
         let dims = self.broadcast_dims::<D>();
+        let levels = self.levels();
         match (&self.spec.mode, &self.input_low) {
             (QuantMode::Asymmetric, Some(_)) => {
                 let (low, range) = self.effective_low_and_range();
                 let range: Tensor<D> = range.reshape(dims);
-                fake_quantize_trainable(x, low.reshape(dims), range.clone(), range, self.levels())
+                fake_quantize_trainable(x, low.reshape(dims), range.clone(), range, levels, form)
             }
             _ => {
                 let scale = safe_magnitude(self.scale.val()).reshape(dims);
-                fake_quantize_symmetric(x, scale, self.spec.level_low, self.spec.level_high)
+                fake_quantize_symmetric(x, scale, self.spec.level_low, self.spec.level_high, form)
             }
         }
     }

@@ -372,7 +372,7 @@ impl Scheduler {
         steps_per_epoch: Option<usize>,
     ) -> Result<Self, ScheduleError> {
         schedule.validate()?;
-        if schedule.per_step && !steps_per_epoch.is_some_and(|n| n > 0) {
+        if schedule.per_step && steps_per_epoch.is_none_or(|n| n == 0) {
             return Err(ScheduleError {
                 field: "per_step",
                 reason: "a per-step schedule needs the number of steps per epoch".into(),

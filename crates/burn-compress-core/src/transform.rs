@@ -154,7 +154,7 @@ impl Reparameterization for WeightTransform {
             None => base,
         };
         match self.quantizer.get() {
-            Some(quantizer) => quantizer.forward(weight),
+            Some(quantizer) => quantizer.forward_weight(weight),
             None => weight,
         }
     }

@@ -1,16 +1,17 @@
 //! Recognition of burn-compress fake-quantize computations.
 //!
 //! In inference mode every fake-quantizer computes, for input `x` and constant ranges `il`
-//! (input low) and `r` (range):
+//! (input low) and `r` (range), `k = round(((x - il) / r).clamp(0, 1) * (L - 1))` and then
+//! either OpenVINO's form (activations)
 //!
 //! ```text
-//! t = ((x - il) / r).clamp(0, 1) * (L - 1)
-//! q = round(t) / (L - 1) * r + il
+//! q = k / (L - 1) * r + il
 //! ```
 //!
-//! which is OpenVINO's `FakeQuantize(x; il, il + r, il, il + r, L)`. The matcher finds this chain
-//! (every intermediate used once, `il` and `r` constant after folding) and replaces it by one
-//! [`Op::FakeQuantize`] node.
+//! or the integer form (weights) `q = (k - zp) * step`, `zp = round(-il / r * (L - 1))`,
+//! `step = r / (L - 1)`. Both are `FakeQuantize(x; il, il + r, il, il + r, L)`. The matcher finds
+//! these chains (every intermediate used once, `il` and `r` constant after folding) and replaces
+//! each by one [`Op::FakeQuantize`] node.
 
 use crate::error::{GraphError, Result};
 use crate::fold::eval_const;
@@ -185,55 +186,76 @@ fn split_operands<'g>(
     None
 }
 
-fn match_chain(graph: &Graph, end: usize) -> Option<Chain> {
-    let add = &graph.nodes[end];
-    if add.op != Op::Add {
+/// `round(clamp((x - il) / r, 0, 1) * (L - 1))` ending at the `Round` node `round`: the level
+/// index both fake-quantize forms start from.
+fn match_levels(graph: &Graph, uses: &[Vec<usize>], round: &crate::graph::Node) -> Option<Chain> {
+    // t = t.round(); t = t.mul_scalar(L - 1)
+    let scaled = graph.producer(round.inputs[0])?;
+    if scaled.op != Op::Mul || uses[round.inputs[0].0].len() != 1 {
         return None;
     }
-    let uses = graph.consumers();
-    // q = t.add(il)
-    let (mul_r, il2) = split_operands(graph, &uses, add, true, |o| *o == Op::Mul)?;
-    // t = t.mul(r)
-    let (div_s, r2) = split_operands(graph, &uses, mul_r, true, |o| *o == Op::Div)?;
-    // t = t.div_scalar(L - 1)
-    let s2 = scalar_of(graph, div_s.inputs[1])?;
-    let round = single_use_producer(graph, &uses, div_s.inputs[0], |o| *o == Op::Round)?;
-    // t = t.round(); t = t.mul_scalar(L - 1)
-    let (clamp, s1v) = split_operands(
+    let (clamp, steps) = split_operands(
         graph,
-        &uses,
-        graph.producer(round.inputs[0])?,
+        uses,
+        scaled,
         true,
         |o| matches!(o, Op::Clamp { min, max } if *min == 0.0 && *max == 1.0),
-    )
-    .filter(|_| uses[round.inputs[0].0].len() == 1)?;
-    let s1 = scalar_of(graph, s1v)?;
-    if graph.producer(round.inputs[0])?.op != Op::Mul {
+    )?;
+    let steps = scalar_of(graph, steps)?;
+    if !(1.0..=255.0).contains(&steps) || steps.fract() != 0.0 {
         return None;
     }
     // t = t.div(r)
-    let div_r = single_use_producer(graph, &uses, clamp.inputs[0], |o| *o == Op::Div)?;
+    let div_r = single_use_producer(graph, uses, clamp.inputs[0], |o| *o == Op::Div)?;
     let r1 = div_r.inputs[1];
     // t = x.sub(il)
-    let sub = single_use_producer(graph, &uses, div_r.inputs[0], |o| *o == Op::Sub)?;
+    let sub = single_use_producer(graph, uses, div_r.inputs[0], |o| *o == Op::Sub)?;
     let (x, il1) = (sub.inputs[0], sub.inputs[1]);
-
-    if s1 != s2 || !(1.0..=255.0).contains(&s1) || s1.fract() != 0.0 {
-        return None;
-    }
-    let il = eval_const(graph, il1)?;
-    let range = eval_const(graph, r1)?;
-    if eval_const(graph, il2)? != il || eval_const(graph, r2)? != range {
-        return None;
-    }
     Some(Chain {
         x,
-        il,
-        range,
-        levels: s1 as u32 + 1,
+        il: eval_const(graph, il1)?,
+        range: eval_const(graph, r1)?,
+        levels: steps as u32 + 1,
         low_source: il1,
         range_source: r1,
     })
+}
+
+/// A fake-quantizer ending at node `end`, in either form:
+/// OpenVINO's `round(..) / (L - 1) * r + il`, or the integer form `(round(..) - zp) * step`
+/// with `zp = round(-il / r * (L - 1))` and `step = r / (L - 1)`.
+fn match_chain(graph: &Graph, end: usize) -> Option<Chain> {
+    let last = &graph.nodes[end];
+    let uses = graph.consumers();
+    match last.op {
+        Op::Add => {
+            // q = t.add(il); t = t.mul(r); t = t.div_scalar(L - 1)
+            let (mul_r, il2) = split_operands(graph, &uses, last, true, |o| *o == Op::Mul)?;
+            let (div_s, r2) = split_operands(graph, &uses, mul_r, true, |o| *o == Op::Div)?;
+            let steps = scalar_of(graph, div_s.inputs[1])?;
+            let round = single_use_producer(graph, &uses, div_s.inputs[0], |o| *o == Op::Round)?;
+            let chain = match_levels(graph, &uses, round)?;
+            let same = steps == (chain.levels - 1) as f32
+                && eval_const(graph, il2)? == chain.il
+                && eval_const(graph, r2)? == chain.range;
+            same.then_some(chain)
+        }
+        Op::Mul => {
+            // q = t.mul(step); t = t.sub(zp)
+            let (sub_zp, step) = split_operands(graph, &uses, last, true, |o| *o == Op::Sub)?;
+            let round = single_use_producer(graph, &uses, sub_zp.inputs[0], |o| *o == Op::Round)?;
+            let chain = match_levels(graph, &uses, round)?;
+            let steps = (chain.levels - 1) as f32;
+            let want_zp = chain
+                .il
+                .zip(&chain.range, |l, r| (-l / r * steps).round_ties_even());
+            let want_step = chain.range.map(|r| r / steps);
+            let same = eval_const(graph, sub_zp.inputs[1])? == want_zp.ok()?
+                && eval_const(graph, step)? == want_step;
+            same.then_some(chain)
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -279,6 +301,50 @@ mod tests {
         assert_eq!(g.constant(node.inputs[1]).unwrap().data, vec![-1.0]);
         assert_eq!(g.constant(node.inputs[2]).unwrap().data, vec![1.0]);
         g.validate().unwrap();
+    }
+
+    /// `(k - zp) * step` for a symmetric grid of scale 1 (il = -1, r = 2, 255 levels: zp = 127).
+    fn integer_chain(zero_point: f32) -> Graph {
+        let mut g = Graph::default();
+        let x = g.add_input("x", vec![2, 3]);
+        let s = vec![1, 1];
+        let il = g.add_constant("il", ConstTensor::new(s.clone(), vec![-1.0]).unwrap(), None);
+        let r = g.add_constant("r", ConstTensor::new(s.clone(), vec![2.0]).unwrap(), None);
+        let l = g.add_constant("l", ConstTensor::scalar(254.0), None);
+        let zp = g.add_constant(
+            "zp",
+            ConstTensor::new(s.clone(), vec![zero_point]).unwrap(),
+            None,
+        );
+        let step = g.add_constant(
+            "step",
+            ConstTensor::new(s, vec![2.0 / 254.0]).unwrap(),
+            None,
+        );
+        let sh = vec![2, 3];
+        let t = g.add_node(Op::Sub, vec![x, il], "t1", sh.clone());
+        let t = g.add_node(Op::Div, vec![t, r], "t2", sh.clone());
+        let t = g.add_node(Op::Clamp { min: 0.0, max: 1.0 }, vec![t], "t3", sh.clone());
+        let t = g.add_node(Op::Mul, vec![t, l], "t4", sh.clone());
+        let t = g.add_node(Op::Round, vec![t], "t5", sh.clone());
+        let t = g.add_node(Op::Sub, vec![t, zp], "t6", sh.clone());
+        let q = g.add_node(Op::Mul, vec![t, step], "q", sh);
+        g.outputs.push(q);
+        g
+    }
+
+    #[test]
+    fn recognises_the_integer_form_with_its_own_zero_point_only() {
+        let mut g = integer_chain(127.0);
+        let found = match_fake_quantize(&mut g).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].levels, 255);
+        let node = &g.nodes[0];
+        assert_eq!(g.constant(node.inputs[1]).unwrap().data, vec![-1.0]);
+        assert_eq!(g.constant(node.inputs[2]).unwrap().data, vec![1.0]);
+        // Another zero point is another computation: not a fake-quantizer.
+        let mut g = integer_chain(126.0);
+        assert!(match_fake_quantize(&mut g).unwrap().is_empty());
     }
 
     #[test]

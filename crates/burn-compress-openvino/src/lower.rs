@@ -151,7 +151,9 @@ impl Lowerer<'_> {
                 let (Some(w), Some(il), Some(ih)) = (c(0), c(1), c(2)) else {
                     return Err(self.err(*i, "fake-quantized weight with non-constant ranges"));
                 };
-                let wname = self.graph.value(node.inputs[0]).name.clone();
+                // Named after the weight's parameter, also when it was computed (masked).
+                let source = self.graph.value(node.inputs[0]);
+                let wname = source.param.clone().unwrap_or_else(|| source.name.clone());
                 self.quantized_weight(*i, &wname, w, il, ih, levels, layout)
             }
             ValueKind::Input => Err(ExportError::Graph(
@@ -174,12 +176,7 @@ impl Lowerer<'_> {
         let qw = quantize_weight(w, il, ih, levels)
             .ok_or_else(|| self.err(node, "weight ranges do not fit 8-bit integers"))?;
         self.ir.weights.push(WeightSummary {
-            param: self
-                .graph
-                .value(self.graph.nodes[node].inputs[0])
-                .param
-                .clone()
-                .unwrap_or_else(|| name.to_string()),
+            param: name.to_string(),
             element: if qw.zero_point.is_none() {
                 ElementType::I8
             } else {

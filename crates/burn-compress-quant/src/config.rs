@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::range::RangeInit;
-use crate::spec::QuantSpec;
+use crate::spec::{OverflowFix, QuantSpec};
 
 /// Quantization settings as read from a config file. Unknown keys are errors.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -21,6 +21,9 @@ pub struct QuantConfig {
     /// Module paths (or `re:` regular expressions) left unquantized.
     #[serde(default)]
     pub ignored_scopes: Vec<String>,
+    /// Which 8-bit weights use the half range that CPUs without VNNI run exactly.
+    #[serde(default)]
+    pub overflow_fix: OverflowFix,
 }
 
 fn default_weights() -> Option<QuantSpec> {
@@ -42,6 +45,7 @@ impl Default for QuantConfig {
             activations: default_activations(),
             range_init: default_range_init(),
             ignored_scopes: Vec::new(),
+            overflow_fix: OverflowFix::default(),
         }
     }
 }
@@ -61,6 +65,6 @@ impl QuantConfig {
         for scope in &self.ignored_scopes {
             builder = builder.ignore(scope.clone());
         }
-        builder
+        builder.overflow_fix(self.overflow_fix)
     }
 }

@@ -22,9 +22,9 @@ pub mod spec;
 
 pub use activation::{ActivationQuantizer, QConv1d, QConv2d, QLinear};
 pub use burn_compress_core::{
-    adapt_batch_norm, fake_quantize, fake_quantize_symmetric, fake_quantize_trainable,
-    fold_batch_norm, safe_magnitude, symmetric_low_and_range, tune_range, FakeQuantizer, QuantMode,
-    ResolvedSpec, Scope, WeightTransform, RANGE_EPS,
+    adapt_batch_norm, fake_quantize, fake_quantize_integer, fake_quantize_symmetric,
+    fake_quantize_trainable, fold_batch_norm, safe_magnitude, symmetric_low_and_range, tune_range,
+    FakeQuantizer, Form, QuantMode, ResolvedSpec, Scope, WeightTransform, RANGE_EPS,
 };
 pub use config::QuantConfig;
 pub use error::{QuantError, Result};
@@ -32,4 +32,4 @@ pub use prepare::{
     check_quantizers, quantize, quantizer_sites, QuantizeBuilder, QuantizerKind, QuantizerSite,
 };
 pub use range::RangeInit;
-pub use spec::{Granularity, QuantSpec, Signedness};
+pub use spec::{Granularity, OverflowFix, QuantSpec, Signedness};

@@ -13,11 +13,13 @@ use burn::tensor::Tensor;
 use burn_compress_core::calibration::{channel_min_max, CalibrationSession, Observation};
 use burn_compress_core::scope::{check_scopes_match, Scope};
 use burn_compress_core::site::effective_weights;
-use burn_compress_core::{attach, Attachment, CoreError, FakeQuantizer, WeightTransform};
+use burn_compress_core::{
+    attach, Attachment, CoreError, FakeQuantizer, ResolvedSpec, WeightTransform,
+};
 
 use crate::error::{QuantError, Result};
 use crate::range::{grid_range, mse_search, RangeInit};
-use crate::spec::{Granularity, QuantSpec};
+use crate::spec::{Granularity, OverflowFix, QuantSpec};
 
 /// Starts quantizing `model`: 8-bit symmetric per-channel weights and 8-bit per-tensor
 /// activations unless told otherwise.
@@ -27,6 +29,7 @@ pub fn quantize<M: Module>(model: M) -> QuantizeBuilder<M> {
         weights: Some(QuantSpec::int8_weights()),
         activations: Some(QuantSpec::int8_activations()),
         ignored: Vec::new(),
+        overflow_fix: OverflowFix::default(),
     }
 }
 
@@ -36,6 +39,7 @@ pub struct QuantizeBuilder<M> {
     weights: Option<QuantSpec>,
     activations: Option<QuantSpec>,
     ignored: Vec<String>,
+    overflow_fix: OverflowFix,
 }
 
 /// What kind of tensor a quantizer sits on.
@@ -168,6 +172,13 @@ impl<M: Module> QuantizeBuilder<M> {
         self
     }
 
+    /// Which 8-bit weights use the half range that CPUs without VNNI run exactly
+    /// ([`OverflowFix::Enable`] unless told otherwise).
+    pub fn overflow_fix(mut self, fix: OverflowFix) -> Self {
+        self.overflow_fix = fix;
+        self
+    }
+
     /// Attaches the quantizers. Activation ranges (and the signedness of `Auto` specs) come from
     /// running `forward` over `batches` with quantizers disabled; weight ranges are the
     /// per-channel min/max of the weights (masked, if sparsity is attached). Every quantizer is
@@ -241,13 +252,23 @@ impl<M: Module> QuantizeBuilder<M> {
             .next()
             .unwrap_or_else(burn::tensor::Device::flex);
         let weights = effective_weights(&self.model);
+        let first_conv = sites
+            .iter()
+            .find(|site| site.kind == QuantizerKind::Weight { axis: 0 })
+            .map(|site| site.param_path.clone());
+        let half_range = |site: &QuantizerSite| match self.overflow_fix {
+            OverflowFix::Enable => true,
+            OverflowFix::FirstLayer => first_conv.as_deref() == Some(site.param_path.as_str()),
+            OverflowFix::Disable => false,
+        };
         let mut weight_quantizers = HashMap::new();
         let mut activation_quantizers = HashMap::new();
         for site in &selected {
             match (site.kind, &self.weights, &self.activations) {
                 (QuantizerKind::Weight { axis }, Some(spec), _) => {
                     let (dims, values) = &weights[&site.param_path];
-                    let quantizer = weight_quantizer(spec, axis, site, dims, values, &device)?;
+                    let grid = spec.resolve_grid(true, axis, dims.len(), half_range(site))?;
+                    let quantizer = weight_quantizer(grid, site, dims, values, &device)?;
                     weight_quantizers.insert(
                         site.param_path.clone(),
                         Attachment {
@@ -277,16 +298,14 @@ impl<M: Module> QuantizeBuilder<M> {
     }
 }
 
-/// The quantizer of a weight, its range the per-channel min/max of `values`.
+/// The quantizer of a weight on grid `resolved`, its range the per-channel min/max of `values`.
 fn weight_quantizer(
-    spec: &QuantSpec,
-    axis: usize,
+    resolved: ResolvedSpec,
     site: &QuantizerSite,
     dims: &[usize],
     values: &[f32],
     device: &burn::tensor::Device,
 ) -> Result<FakeQuantizer> {
-    let resolved = spec.resolve(true, axis, dims.len())?;
     if let Some(index) = values.iter().position(|v| !v.is_finite()) {
         return Err(CoreError::InvalidRange {
             path: site.path.clone(),

@@ -33,6 +33,24 @@ pub enum Granularity {
     },
 }
 
+/// NNCF's fix for INT8 kernels on x86 CPUs without VNNI (AVX2, AVX-512 without VNNI): their
+/// u8 x i8 products are summed pairwise into 16 bits with saturation (`vpmaddubsw`), so weights
+/// beyond ±64 can overflow and OpenVINO then computes something else than the trained model.
+/// The fix trains 8-bit weights on the half range `[-64, 63]` (7 bits), which cannot overflow
+/// (255·64·2 < 32768) and runs the same on every CPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverflowFix {
+    /// Every 8-bit symmetric weight quantizer uses the half range (NNCF 2.x's default).
+    #[default]
+    Enable,
+    /// Only the first Conv1d/Conv2d/Conv3d weight, in module order (NNCF 3.x's default; the
+    /// first layer sees the widest, signed inputs).
+    FirstLayer,
+    /// Full 8-bit weights: exact only on CPUs with VNNI/AMX (and GPUs).
+    Disable,
+}
+
 /// A quantizer specification, as a user writes it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,7 +143,31 @@ impl QuantSpec {
     /// `signed` is the calibration verdict for `Signedness::Auto` (true when negative values
     /// were seen); `default_axis` is the layer's channel axis; `rank` the tensor's rank.
     pub fn resolve(&self, signed: bool, default_axis: usize, rank: usize) -> Result<ResolvedSpec> {
+        self.resolve_grid(signed, default_axis, rank, false)
+    }
+
+    /// As [`resolve`](Self::resolve); with `half_range`, an 8-bit symmetric signed spec uses
+    /// NNCF's half range instead: 7 bits, `[-64, 63]`, not narrow (see [`OverflowFix`]).
+    pub fn resolve_grid(
+        &self,
+        signed: bool,
+        default_axis: usize,
+        rank: usize,
+        half_range: bool,
+    ) -> Result<ResolvedSpec> {
         self.validate()?;
+        let halved = half_range
+            && self.bits == 8
+            && self.mode == QuantMode::Symmetric
+            && self.signedness != Signedness::Unsigned;
+        if halved {
+            let spec = self
+                .clone()
+                .with_bits(7)
+                .with_narrow_range(false)
+                .with_signedness(Signedness::Signed);
+            return spec.resolve_grid(true, default_axis, rank, false);
+        }
         let signed = match (self.mode, self.signedness) {
             (QuantMode::Asymmetric, _) => false,
             (_, Signedness::Signed) => true,

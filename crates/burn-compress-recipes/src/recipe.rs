@@ -311,26 +311,15 @@ pub fn run_recipe(
     for epoch in 0..recipe.finetune.epochs {
         let label = format!("finetune {}/{}", epoch + 1, recipe.finetune.epochs);
         let seed = recipe.seed + 1000 + epoch as u64;
-        (compressed, _) = match controller.as_mut() {
-            Some(hook) => trainer.epoch(
-                compressed,
-                &data.train,
-                recipe.batch_size,
-                seed,
-                &device,
-                &label,
-                hook,
-            ),
-            None => trainer.epoch(
-                compressed,
-                &data.train,
-                recipe.batch_size,
-                seed,
-                &device,
-                &label,
-                &mut NoHook,
-            ),
-        };
+        (compressed, _) = trainer.epoch(
+            compressed,
+            &data.train,
+            recipe.batch_size,
+            seed,
+            &device,
+            &label,
+            &mut controller,
+        );
     }
     let finetune_seconds = started.elapsed().as_secs_f64();
     let compressed_accuracy = accuracy_of(&compressed, data, &eval_device);

@@ -58,6 +58,25 @@ pub struct NoHook;
 
 impl<M> StepHook<M> for NoHook {}
 
+/// An optional hook: a no-op when absent.
+impl<M, H: StepHook<M>> StepHook<M> for Option<H> {
+    fn extra_loss(&self, model: &M) -> Option<Tensor<1>> {
+        self.as_ref()?.extra_loss(model)
+    }
+
+    fn mask_parameters(&self, model: &M) -> Vec<ParamId> {
+        self.as_ref()
+            .map(|hook| hook.mask_parameters(model))
+            .unwrap_or_default()
+    }
+
+    fn after_step(&mut self, model: &mut M) {
+        if let Some(hook) = self.as_mut() {
+            hook.after_step(model);
+        }
+    }
+}
+
 impl<M: Module> StepHook<M> for SparsityController {
     fn extra_loss(&self, model: &M) -> Option<Tensor<1>> {
         self.loss(model)

@@ -11,7 +11,7 @@ use burn_compress_core::{ModelStats, Scheduler, Tick};
 use serde::{Deserialize, Serialize};
 
 use crate::magnitude::{importance, magnitude_masks};
-use crate::method::{NmTraining, SparsityMethod, RB_LOSS_SCALE};
+use crate::method::{NmTraining, SparsityMethod};
 use crate::nm::nm_mask;
 
 /// A sparsified weight.
@@ -190,7 +190,7 @@ impl SparsityController {
         let paths: Vec<String> = self.weights.iter().map(|w| w.param.clone()).collect();
         let tensors = weight_tensors(model, &paths);
         match &self.method {
-            SparsityMethod::Rb(_) => {
+            SparsityMethod::Rb(rb) => {
                 let mut kept: Option<Tensor<1>> = None;
                 let mut total = 0usize;
                 for path in &paths {
@@ -213,7 +213,7 @@ impl SparsityController {
                 Some(
                     density
                         .sub_scalar(target_density)
-                        .div_scalar(RB_LOSS_SCALE)
+                        .div_scalar(rb.loss_scale)
                         .powi_scalar(2),
                 )
             }

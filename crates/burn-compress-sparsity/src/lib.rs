@@ -27,13 +27,13 @@ use std::collections::HashMap;
 use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
 use burn_compress_core::scope::{check_scopes_match, Scope};
-use burn_compress_core::site::{weight_sites, WeightSite};
+use burn_compress_core::site::{effective_weights, weight_sites, WeightSite};
 use burn_compress_core::{attach, Attachment, MaskGradient, Scheduler, WeightMask};
 
 pub use controller::{MaskedWeight, SparsityController, SparsityStatistics};
 pub use error::{Result, SparsityError};
 pub use magnitude::{Importance, LevelMode};
-pub use method::{NmSparsity, NmTraining, Sparsity, SparsityMethod};
+pub use method::{NmSparsity, NmTraining, RbInit, RbSparsity, Sparsity, SparsityMethod};
 
 /// Starts sparsifying `model`'s Conv/Linear weights; choose one method, then
 /// [`build`](SparsifyBuilder::build).
@@ -62,7 +62,7 @@ impl<M: Module> SparsifyBuilder<M> {
     }
 
     /// Regularization-based (learned) sparsity; add the controller's loss to the task loss.
-    pub fn rb(mut self, sparsity: Sparsity) -> Self {
+    pub fn rb(mut self, sparsity: RbSparsity) -> Self {
         self.method = Some(SparsityMethod::Rb(sparsity));
         self
     }
@@ -123,9 +123,22 @@ impl<M: Module> SparsifyBuilder<M> {
             .map(|s| s.param.as_str())
             .collect::<Vec<_>>()
             .join(", ");
-        let scheduler = match &method {
-            SparsityMethod::Magnitude(s) | SparsityMethod::Rb(s) => Some(
-                Scheduler::new(s.schedule.clone(), self.steps_per_epoch).map_err(|error| {
+        let schedule = match &method {
+            SparsityMethod::Magnitude(s) => Some(&s.schedule),
+            SparsityMethod::Rb(rb) => {
+                if !(rb.loss_scale.is_finite() && rb.loss_scale > 0.0) {
+                    return Err(SparsityError::Setting {
+                        setting: "loss_scale",
+                        reason: format!("{} is not a positive number", rb.loss_scale),
+                    });
+                }
+                Some(&rb.schedule)
+            }
+            SparsityMethod::NM(_) => None,
+        };
+        let scheduler = match (&method, schedule) {
+            (_, Some(schedule)) => Some(
+                Scheduler::new(schedule.clone(), self.steps_per_epoch).map_err(|error| {
                     SparsityError::Schedule {
                         method: method.name(),
                         layers: names.clone(),
@@ -133,7 +146,7 @@ impl<M: Module> SparsifyBuilder<M> {
                     }
                 })?,
             ),
-            SparsityMethod::NM(nm) => {
+            (SparsityMethod::NM(nm), None) => {
                 for site in &selected {
                     nm::check_pattern(nm.n, nm.m, &site.dims, site.kind.input_axis()).map_err(
                         |error| SparsityError::Pattern {
@@ -144,6 +157,7 @@ impl<M: Module> SparsifyBuilder<M> {
                 }
                 None
             }
+            _ => None,
         };
         let mut controller = SparsityController {
             method,
@@ -171,12 +185,16 @@ impl<M: Module> SparsifyBuilder<M> {
 }
 
 /// Mask stages for the selected weights: all-ones masks (set for the starting level right
-/// after attaching), or RB logits at NNCF's starting keep probability.
+/// after attaching), or RB logits (see [`RbInit`]).
 fn initial_masks<M: Module>(
     model: &M,
     controller: &SparsityController,
     selected: &[&WeightSite],
 ) -> HashMap<String, Attachment> {
+    let mut rb_logits = match &controller.method {
+        SparsityMethod::Rb(rb) => Some(rb_initial_logits(model, selected, rb.init)),
+        _ => None,
+    };
     let device = model
         .devices()
         .into_iter()
@@ -194,13 +212,12 @@ fn initial_masks<M: Module>(
         .iter()
         .map(|site| {
             let n = site.len();
-            let mask = match &controller.method {
-                SparsityMethod::Rb(_) => {
-                    let logit = (method::RB_INITIAL_KEEP / (1.0 - method::RB_INITIAL_KEEP)).ln();
-                    let logits = vec![logit as f32; n];
+            let mask = match rb_logits.as_mut() {
+                Some(logits) => {
+                    let logits = logits.remove(&site.param).expect("a logit per weight");
                     WeightMask::learned(Tensor::from_data(TensorData::new(logits, [n]), &device))
                 }
-                _ => WeightMask::fixed(Tensor::ones([n], &device), gradient),
+                None => WeightMask::fixed(Tensor::ones([n], &device), gradient),
             };
             (
                 site.param.clone(),
@@ -210,5 +227,42 @@ fn initial_masks<M: Module>(
                 },
             )
         })
+        .collect()
+}
+
+/// Starting RB logits per weight: `logit(0.99)` everywhere, or spread by importance quantile.
+fn rb_initial_logits<M: Module>(
+    model: &M,
+    selected: &[&WeightSite],
+    init: RbInit,
+) -> HashMap<String, Vec<f32>> {
+    let start = (method::RB_INITIAL_KEEP / (1.0 - method::RB_INITIAL_KEEP)).ln() as f32;
+    if init == RbInit::Constant {
+        return selected
+            .iter()
+            .map(|site| (site.param.clone(), vec![start; site.len()]))
+            .collect();
+    }
+    let values = effective_weights(model);
+    let importances: Vec<Vec<f32>> = selected
+        .iter()
+        .map(|site| magnitude::importance(&values[&site.param].1, Importance::NormedAbs))
+        .collect();
+    // Global quantile of each value: its rank among all (ties in order), scaled to (0, 1].
+    let mut order: Vec<(usize, usize)> = importances
+        .iter()
+        .enumerate()
+        .flat_map(|(l, layer)| (0..layer.len()).map(move |i| (l, i)))
+        .collect();
+    order.sort_by(|a, b| importances[a.0][a.1].total_cmp(&importances[b.0][b.1]));
+    let total = order.len() as f32;
+    let mut logits: Vec<Vec<f32>> = importances.iter().map(|l| vec![0.0; l.len()]).collect();
+    for (rank, (l, i)) in order.into_iter().enumerate() {
+        logits[l][i] = start * 2.0 * (rank + 1) as f32 / total;
+    }
+    selected
+        .iter()
+        .map(|site| site.param.clone())
+        .zip(logits)
         .collect()
 }

@@ -145,10 +145,79 @@ impl NmSparsity {
     }
 }
 
-/// RB sparsity's loss scale `p` (NNCF: 0.05): the loss is `((density − target density) / p)²`.
+/// RB sparsity's default loss scale `p` (NNCF's 0.05): the loss is
+/// `((density − target density) / p)²`.
 pub const RB_LOSS_SCALE: f64 = 0.05;
 /// Starting probability of keeping a weight under RB sparsity (NNCF: logit(0.99)).
 pub const RB_INITIAL_KEEP: f64 = 0.99;
+
+/// Where RB mask logits start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RbInit {
+    /// Every logit at `logit(0.99)` (NNCF). All logits then move together under Adam, so the
+    /// density tends to swing past the target; NNCF trains for dozens of epochs.
+    Constant,
+    /// `logit(0.99)·2q`, `q` the weight's `normed_abs` importance quantile over the sparsified
+    /// weights (in (0, 1]): the same mean, but weights cross the threshold in order of magnitude
+    /// as the loss lowers the logits, so the density follows the target smoothly; the task loss
+    /// still reorders them.
+    #[default]
+    Magnitude,
+}
+
+/// Regularization-based (learned) sparsity.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RbSparsity {
+    /// The target level over training (the loss pulls the density towards `1 − level`).
+    pub schedule: LevelSchedule,
+    /// `p` of the loss `((density − (1 − level)) / p)²`; smaller pulls harder against the task
+    /// loss (NNCF: 0.05).
+    #[serde(default = "default_rb_loss_scale")]
+    pub loss_scale: f64,
+    /// Where the mask logits start.
+    #[serde(default)]
+    pub init: RbInit,
+}
+
+fn default_rb_loss_scale() -> f64 {
+    RB_LOSS_SCALE
+}
+
+impl RbSparsity {
+    /// `level` as the loss's target from the first step on, NNCF's loss scale.
+    pub fn target(level: f64) -> Self {
+        Self::scheduled(LevelSchedule::constant(level))
+    }
+
+    /// A scheduled target level.
+    pub fn scheduled(schedule: LevelSchedule) -> Self {
+        Self {
+            schedule,
+            loss_scale: RB_LOSS_SCALE,
+            init: RbInit::default(),
+        }
+    }
+
+    /// Where the mask logits start.
+    pub fn init(mut self, init: RbInit) -> Self {
+        self.init = init;
+        self
+    }
+
+    /// The loss scale `p`.
+    pub fn loss_scale(mut self, p: f64) -> Self {
+        self.loss_scale = p;
+        self
+    }
+
+    /// Masks stop changing from `epoch` on.
+    pub fn freeze_at(mut self, epoch: f64) -> Self {
+        self.schedule.freeze_epoch = Some(epoch);
+        self
+    }
+}
 
 /// One sparsity method.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -158,7 +227,7 @@ pub enum SparsityMethod {
     Magnitude(Sparsity),
     /// Regularization-based: learn the masks with a loss that drives the density to the
     /// scheduled level.
-    Rb(Sparsity),
+    Rb(RbSparsity),
     /// N:M semi-structured sparsity.
     NM(NmSparsity),
 }

@@ -33,7 +33,7 @@ pub fn check_pattern(n: usize, m: usize, dims: &[usize], axis: usize) -> Result<
         return Err(PatternError::Invalid { n, m });
     }
     let dim = dims[axis];
-    if dim % m != 0 {
+    if !dim.is_multiple_of(m) {
         return Err(PatternError::Indivisible { n, m, dim });
     }
     Ok(())

@@ -2,7 +2,7 @@
 //! central finite differences where the output is smooth in the parameter (saturated inputs).
 
 use burn::tensor::{Device, Tensor};
-use burn_compress_quant::{fake_quantize_symmetric, fake_quantize_trainable};
+use burn_compress_quant::{fake_quantize_symmetric, fake_quantize_trainable, Form};
 
 use crate::devices;
 
@@ -23,7 +23,7 @@ fn symmetric_grads(device: &Device, x: f32, s: f32, g: f32, ll: i32, lh: i32) ->
     let ad = device.clone().autodiff();
     let x_t = Tensor::<1>::from_floats([x], &ad).require_grad();
     let s_t = Tensor::<1>::from_floats([s], &ad).require_grad();
-    let q = fake_quantize_symmetric(x_t.clone(), s_t.clone(), ll, lh);
+    let q = fake_quantize_symmetric(x_t.clone(), s_t.clone(), ll, lh, Form::FakeQuantize);
     let loss = q.clone().mul_scalar(g).sum();
     let grads = loss.backward();
     (
@@ -45,6 +45,7 @@ fn asymmetric_grads(device: &Device, x: f32, low: f32, range: f32, g: f32) -> (f
         range_t.clone(),
         range_t.clone(),
         256,
+        Form::FakeQuantize,
     );
     let grads = q.clone().mul_scalar(g).sum().backward();
     (

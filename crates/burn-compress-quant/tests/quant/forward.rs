@@ -5,31 +5,13 @@ use burn::tensor::{Device, Shape, Tensor, TensorData};
 use burn_compress_quant::{fake_quantize, FakeQuantizer, QuantMode, ResolvedSpec};
 use serde_json::Value;
 
-use crate::devices;
+use crate::{devices, dims, floats};
 
 fn tensor<const D: usize>(values: &[f32], shape: &[usize], device: &Device) -> Tensor<D> {
     Tensor::from_data(
         TensorData::new(values.to_vec(), Shape::from(shape.to_vec())),
         device,
     )
-}
-
-fn floats(value: &Value) -> Vec<f32> {
-    value
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|v| v.as_f64().expect("number") as f32)
-        .collect()
-}
-
-fn dims(value: &Value) -> Vec<usize> {
-    value
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|v| v.as_u64().expect("dim") as usize)
-        .collect()
 }
 
 /// What one reference case gives: `fake_quantize`'s output, the `FakeQuantizer`'s output, and

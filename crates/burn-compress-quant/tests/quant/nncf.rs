@@ -10,16 +10,7 @@ use burn::tensor::{Device, Shape, Tensor, TensorData};
 use burn_compress_quant::{FakeQuantizer, QuantMode, ResolvedSpec};
 use serde_json::Value;
 
-use crate::devices;
-
-fn floats(value: &Value) -> Vec<f32> {
-    value
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|v| v.as_f64().expect("number") as f32)
-        .collect()
-}
+use crate::{devices, dims, floats};
 
 fn cases() -> Vec<Value> {
     let text = include_str!("../../../../tests/data/nncf_fake_quant_cases.json");
@@ -75,12 +66,7 @@ fn read<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 /// Forward and backward of `sum(quantizer(x) * g)` on an autodiff copy of `device`.
 fn run<const D: usize>(case: &Value, device: &Device) -> Run {
     let ad = device.clone().autodiff();
-    let shape: Vec<usize> = case["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
+    let shape = dims(&case["shape"]);
     let tensor = |key: &str| {
         Tensor::<D>::from_data(
             TensorData::new(floats(&case[key]), Shape::from(shape.clone())),
@@ -90,7 +76,13 @@ fn run<const D: usize>(case: &Value, device: &Device) -> Run {
     let x = tensor("x").require_grad();
     let g = tensor("g");
     let q = quantizer(case, &ad);
-    let y = q.forward(x.clone());
+    // Weight quantizers compute integer levels times the step (as the IR's weights do).
+    let weight = case["name"].as_str().unwrap().starts_with("sym_w");
+    let y = if weight {
+        q.forward_weight(x.clone())
+    } else {
+        q.forward(x.clone())
+    };
     let grads = y.clone().mul(g).sum().backward();
     let mut named = vec![];
     match &q.input_low {
@@ -126,12 +118,7 @@ fn assert_close(got: &[f32], want: &[f32], relative: f32, floor: f32, what: &str
 /// (input low, and range of nothing below).
 fn term_magnitudes(case: &Value) -> std::collections::HashMap<&'static str, Vec<f32>> {
     let (x, g, y) = (floats(&case["x"]), floats(&case["g"]), floats(&case["y"]));
-    let shape: Vec<usize> = case["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
+    let shape = dims(&case["shape"]);
     let axis = case["axis"].as_u64().map(|a| a as usize);
     let channel = |i: usize| match axis {
         Some(a) => (i / shape[a + 1..].iter().product::<usize>()) % shape[a],

@@ -7,8 +7,8 @@ use burn::nn::BatchNormConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
 use burn_compress_quant::{
-    adapt_batch_norm, fold_batch_norm, quantize, quantizer_sites, QuantMode, QuantSpec,
-    QuantizerKind, RangeInit, WeightTransform,
+    adapt_batch_norm, fold_batch_norm, quantize, quantizer_sites, OverflowFix, QuantMode,
+    QuantSpec, QuantizerKind, RangeInit, WeightTransform,
 };
 
 use crate::model::{ramp, Tiny};
@@ -49,24 +49,53 @@ fn every_weight_and_activation_slot_gets_a_quantizer() {
 }
 
 #[test]
-fn weights_land_on_a_per_channel_narrow_grid() {
+fn weights_land_on_a_per_channel_narrow_grid_or_the_half_range() {
     let device = Device::flex();
-    let model = Tiny::new(&device);
-    let raw = values(model.conv.conv.weight.val()); // [2, 1, 3, 3]
-    let model = calibrate(model, RangeInit::MinMax, vec![ramp(1, 0.0, 1.0, &device)]);
-    let quantized = values(model.conv.conv.weight.val());
-    for channel in 0..2 {
-        let w = &raw[channel * 9..(channel + 1) * 9];
-        let scale = w.iter().fold(0.0f64, |m, &v| m.max(v.abs() as f64));
-        for (i, &v) in w.iter().enumerate() {
-            let want = (v as f64 / scale * 127.0).round_ties_even() / 127.0 * scale;
-            let got = quantized[channel * 9 + i] as f64;
-            assert!(
-                (got - want).abs() < 1e-6,
-                "channel {channel} element {i}: {got} vs {want}"
-            );
+    // Full 8 bits: [-127, 127] over ±max|w|. Overflow fix (default): [-64, 63], step max|w|/63.
+    for (fix, steps) in [(OverflowFix::Disable, 127.0), (OverflowFix::Enable, 63.0)] {
+        let model = Tiny::new(&device);
+        let raw = values(model.conv.conv.weight.val()); // [2, 1, 3, 3]
+        let model = quantize(model)
+            .overflow_fix(fix)
+            .init_ranges(
+                RangeInit::MinMax,
+                vec![ramp(1, 0.0, 1.0, &device)],
+                |m, x| {
+                    m.forward(x);
+                },
+            )
+            .unwrap();
+        let quantized = values(model.conv.conv.weight.val());
+        for channel in 0..2 {
+            let w = &raw[channel * 9..(channel + 1) * 9];
+            let scale = w.iter().fold(0.0f64, |m, &v| m.max(v.abs() as f64));
+            for (i, &v) in w.iter().enumerate() {
+                let want = (v as f64 / scale * steps).round_ties_even() / steps * scale;
+                let got = quantized[channel * 9 + i] as f64;
+                assert!(
+                    (got - want).abs() < 1e-6,
+                    "{fix:?} channel {channel} element {i}: {got} vs {want}"
+                );
+            }
         }
+        let spec = &WeightTransform::quantizer_of(&model.conv.conv.weight)
+            .unwrap()
+            .spec;
+        let grid = (spec.level_low, spec.level_high);
+        assert_eq!(
+            grid,
+            if steps == 63.0 {
+                (-64, 63)
+            } else {
+                (-127, 127)
+            }
+        );
     }
+    let model = calibrate(
+        Tiny::new(&device),
+        RangeInit::MinMax,
+        vec![ramp(1, 0.0, 1.0, &device)],
+    );
     // The Linear weight is [d_input, d_output]: one scale per output column.
     let quantizer = WeightTransform::quantizer_of(&model.fc1.linear.weight).unwrap();
     assert_eq!(quantizer.spec.axis, Some(1));

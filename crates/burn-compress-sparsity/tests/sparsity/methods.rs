@@ -4,7 +4,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Distribution, Tensor};
 use burn_compress_core::{LevelSchedule, MaskGradient, ModelStats, Schedule, WeightTransform};
 use burn_compress_sparsity::nm::satisfies;
-use burn_compress_sparsity::{sparsify, NmSparsity, Sparsity};
+use burn_compress_sparsity::{sparsify, NmSparsity, RbInit, RbSparsity, Sparsity};
 
 use crate::model::{read, Small};
 
@@ -182,7 +182,7 @@ fn polynomial_schedule_updates_masks_at_epoch_ends_then_freezes() {
 fn rb_loss_and_its_gradient_follow_the_formula_and_masks_follow_the_logits() {
     let device = Device::flex().autodiff();
     let (mut model, mut controller) = sparsify(Small::new(&device, 6))
-        .rb(Sparsity::target(0.5))
+        .rb(RbSparsity::target(0.5).init(RbInit::Constant))
         .build()
         .unwrap();
     let total = 8 * 4 * 9 + 128 * 16 + 16 * 4;
