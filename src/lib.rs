@@ -16,6 +16,8 @@
 //!                                    "model.xml", &ExportOptions::default())?;
 //! ```
 
+#![warn(missing_docs)]
+
 mod export;
 
 pub use burn_compress_core as shared;
@@ -36,11 +38,11 @@ pub mod prelude {
     pub use burn_compress_openvino::{ExportOptions, ExportReport};
     pub use burn_compress_quant::{
         adapt_batch_norm, fold_batch_norm, quantize, ActivationQuantizer, FakeQuantizer,
-        Granularity, QConv1d, QConv2d, QLinear, QuantConfig, QuantMode, QuantSpec, RangeInit,
-        Signedness,
+        Granularity, OverflowFix, QConv1d, QConv2d, QLinear, QuantConfig, QuantMode, QuantSpec,
+        RangeInit, Signedness,
     };
     pub use burn_compress_sparsity::{
-        sparsify, Importance, LevelMode, NmSparsity, NmTraining, RbSparsity, Sparsity,
+        sparsify, Importance, LevelMode, NmSparsity, NmTraining, RbInit, RbSparsity, Sparsity,
         SparsityController, SparsityMethod,
     };
 }

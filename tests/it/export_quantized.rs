@@ -96,11 +96,12 @@ impl HandQuant {
             256,
         );
         let s = self.wscale.val().reshape([8, 1, 1, 1]);
+        // Half-range symmetric weights ([-64, 63] steps of s/63): exact on CPUs without VNNI.
         let w = fq(
             self.conv.weight.val(),
-            s.clone().mul_scalar(-1.0),
-            s.mul_scalar(2.0),
-            255,
+            s.clone().mul_scalar(-64.0 / 63.0),
+            s.mul_scalar(127.0 / 63.0),
+            128,
         );
         let b = self.conv.bias.as_ref().map(|b| b.val());
         let y = relu(conv2d(x, w, b, ConvOptions::new([1, 1], [0, 0], [1, 1], 1)));

@@ -8,6 +8,8 @@
 //! - [`calibration`] sessions, BatchNorm folding and adaptation ([`bn`]);
 //! - level [`schedule`]s and model [`stats`].
 
+#![warn(missing_docs)]
+
 pub mod bn;
 pub mod calibration;
 pub mod error;

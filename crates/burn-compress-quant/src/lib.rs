@@ -13,6 +13,8 @@
 //!     .init_ranges(RangeInit::MeanMinMax, calibration_batches, |m, x| { m.forward(x); })?;
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod activation;
 pub mod config;
 pub mod error;

@@ -16,6 +16,8 @@
 //! controller.step(&mut model);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod controller;
 pub mod error;
 pub mod magnitude;
@@ -101,64 +103,9 @@ impl<M: Module> SparsifyBuilder<M> {
             setting: "method",
             reason: "choose magnitude, rb or n_m".into(),
         })?;
-        let scopes = self
-            .ignored
-            .iter()
-            .map(|text| Scope::parse(text))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
         let sites = weight_sites(&self.model);
-        let layers: Vec<String> = sites.iter().map(|s| s.layer.clone()).collect();
-        check_scopes_match(&scopes, &layers)?;
-        let selected: Vec<&WeightSite> = sites
-            .iter()
-            .filter(|site| !scopes.iter().any(|scope| scope.matches(&site.layer)))
-            .collect();
-        if selected.is_empty() {
-            return Err(SparsityError::NothingToSparsify(
-                "no Conv/Linear weight outside the ignored scopes".into(),
-            ));
-        }
-        let names = selected
-            .iter()
-            .map(|s| s.param.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let schedule = match &method {
-            SparsityMethod::Magnitude(s) => Some(&s.schedule),
-            SparsityMethod::Rb(rb) => {
-                if !(rb.loss_scale.is_finite() && rb.loss_scale > 0.0) {
-                    return Err(SparsityError::Setting {
-                        setting: "loss_scale",
-                        reason: format!("{} is not a positive number", rb.loss_scale),
-                    });
-                }
-                Some(&rb.schedule)
-            }
-            SparsityMethod::NM(_) => None,
-        };
-        let scheduler = match (&method, schedule) {
-            (_, Some(schedule)) => Some(
-                Scheduler::new(schedule.clone(), self.steps_per_epoch).map_err(|error| {
-                    SparsityError::Schedule {
-                        method: method.name(),
-                        layers: names.clone(),
-                        error,
-                    }
-                })?,
-            ),
-            (SparsityMethod::NM(nm), None) => {
-                for site in &selected {
-                    nm::check_pattern(nm.n, nm.m, &site.dims, site.kind.input_axis()).map_err(
-                        |error| SparsityError::Pattern {
-                            layer: site.param.clone(),
-                            error,
-                        },
-                    )?;
-                }
-                None
-            }
-            _ => None,
-        };
+        let selected = select(&sites, &self.ignored)?;
+        let scheduler = check_method(&method, &selected, self.steps_per_epoch)?;
         let mut controller = SparsityController {
             method,
             weights: selected
@@ -174,14 +121,77 @@ impl<M: Module> SparsifyBuilder<M> {
         };
         let attachments = initial_masks(&self.model, &controller, &selected);
         let mut model = attach(self.model, attachments)?;
-        let start = controller.scheduler.as_ref().map(Scheduler::start);
-        if let Some(tick) = start {
+        if let Some(tick) = controller.scheduler.as_ref().map(Scheduler::start) {
             controller.frozen = tick.frozen;
         }
         let level = controller.level();
         controller.write(&mut model, level);
         Ok((model, controller))
     }
+}
+
+/// The weights outside the `ignored` scopes; every scope must match a layer.
+fn select<'s>(sites: &'s [WeightSite], ignored: &[String]) -> Result<Vec<&'s WeightSite>> {
+    let scopes = ignored
+        .iter()
+        .map(|text| Scope::parse(text))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let layers: Vec<String> = sites.iter().map(|s| s.layer.clone()).collect();
+    check_scopes_match(&scopes, &layers)?;
+    let selected: Vec<&WeightSite> = sites
+        .iter()
+        .filter(|site| !scopes.iter().any(|scope| scope.matches(&site.layer)))
+        .collect();
+    if selected.is_empty() {
+        return Err(SparsityError::NothingToSparsify(
+            "no Conv/Linear weight outside the ignored scopes".into(),
+        ));
+    }
+    Ok(selected)
+}
+
+/// Checks the method's settings against the selected weights; returns its level scheduler
+/// (`None` for N:M, whose level the pattern fixes).
+fn check_method(
+    method: &SparsityMethod,
+    selected: &[&WeightSite],
+    steps_per_epoch: Option<usize>,
+) -> Result<Option<Scheduler>> {
+    let schedule = match method {
+        SparsityMethod::Magnitude(sparsity) => &sparsity.schedule,
+        SparsityMethod::Rb(rb) => {
+            if !(rb.loss_scale.is_finite() && rb.loss_scale > 0.0) {
+                return Err(SparsityError::Setting {
+                    setting: "loss_scale",
+                    reason: format!("{} is not a positive number", rb.loss_scale),
+                });
+            }
+            &rb.schedule
+        }
+        SparsityMethod::NM(nm) => {
+            for site in selected {
+                nm::check_pattern(nm.n, nm.m, &site.dims, site.kind.input_axis()).map_err(
+                    |error| SparsityError::Pattern {
+                        layer: site.param.clone(),
+                        error,
+                    },
+                )?;
+            }
+            return Ok(None);
+        }
+    };
+    let scheduler = Scheduler::new(schedule.clone(), steps_per_epoch).map_err(|error| {
+        SparsityError::Schedule {
+            method: method.name(),
+            layers: selected
+                .iter()
+                .map(|s| s.param.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            error,
+        }
+    })?;
+    Ok(Some(scheduler))
 }
 
 /// Mask stages for the selected weights: all-ones masks (set for the starting level right
