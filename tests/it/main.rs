@@ -3,6 +3,7 @@
 //! with Burn's own forward.
 
 mod common;
+mod compose;
 mod export_errors;
 mod export_fp32;
 mod export_quantized;
