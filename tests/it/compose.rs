@@ -2,7 +2,6 @@
 //! each weight's one transform, masked weights are exactly zero through fake-quantize, and the
 //! export has int8 weights with those zeros.
 
-use burn::module::Module;
 use burn::tensor::Tensor;
 use burn_compress::openvino::ExportOptions;
 use burn_compress::prelude::*;
