@@ -23,6 +23,8 @@ mod export;
 pub use burn_compress_core as shared;
 pub use burn_compress_graph as graph;
 pub use burn_compress_openvino as openvino;
+pub use burn_compress_pruning as pruning;
+pub use burn_compress_pruning::prune;
 pub use burn_compress_quant as quant;
 pub use burn_compress_quant::quantize;
 pub use burn_compress_sparsity as sparsity;
@@ -36,6 +38,7 @@ pub mod prelude {
         LevelSchedule, MaskGradient, ModelStats, Schedule, WeightTransform,
     };
     pub use burn_compress_openvino::{ExportOptions, ExportReport};
+    pub use burn_compress_pruning::{prune, Criterion, Pruning, PruningController, Ranking};
     pub use burn_compress_quant::{
         adapt_batch_norm, fold_batch_norm, quantize, ActivationQuantizer, FakeQuantizer,
         Granularity, OverflowFix, QConv1d, QConv2d, QLinear, QuantConfig, QuantMode, QuantSpec,

@@ -7,6 +7,7 @@ mod compose;
 mod export_errors;
 mod export_fp32;
 mod export_quantized;
+mod pruning;
 mod qat_recipe;
 mod qat_stress;
 mod quantizer_checks;

@@ -37,4 +37,4 @@ pub use schedule::{LevelSchedule, Schedule, ScheduleError, Scheduler, Tick};
 pub use scope::Scope;
 pub use site::{weight_sites, LayerKind, WeightSite};
 pub use stats::{ModelStats, WeightStats};
-pub use transform::{attach, Attachment, Stage, WeightTransform};
+pub use transform::{attach, remove_masks, Attachment, Stage, WeightTransform};

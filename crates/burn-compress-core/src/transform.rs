@@ -47,20 +47,36 @@ impl<T> From<Option<T>> for Stage<T> {
     }
 }
 
+/// What [`attach`] or [`remove_masks`] hands to the [`Stage`]s of the transform about to be
+/// mapped (one parameter's worth).
+enum Handoff {
+    /// A stage to insert.
+    Insert(Box<dyn Any>),
+    /// The stage of this type to drop.
+    Remove(std::any::TypeId),
+}
+
 thread_local! {
-    /// Stages handed from [`attach`] to the [`Stage`] about to be mapped (one parameter's worth).
-    static HANDOFF: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
+    static HANDOFF: RefCell<Vec<Handoff>> = const { RefCell::new(Vec::new()) };
 }
 
 fn hand_off<T: 'static>(stage: T) {
-    HANDOFF.with(|slot| slot.borrow_mut().push(Box::new(stage)));
+    HANDOFF.with(|slot| slot.borrow_mut().push(Handoff::Insert(Box::new(stage))));
 }
 
-fn take_handed_off<T: 'static>() -> Option<T> {
+/// The change handed off for a stage of type `T`: `Some(Some(stage))` to insert,
+/// `Some(None)` to remove, `None` to keep it as it is.
+fn take_handed_off<T: 'static>() -> Option<Option<T>> {
     HANDOFF.with(|slot| {
         let mut slot = slot.borrow_mut();
-        let index = slot.iter().position(|stage| stage.is::<T>())?;
-        slot.remove(index).downcast().ok().map(|stage| *stage)
+        let index = slot.iter().position(|change| match change {
+            Handoff::Insert(stage) => stage.is::<T>(),
+            Handoff::Remove(id) => *id == std::any::TypeId::of::<T>(),
+        })?;
+        match slot.remove(index) {
+            Handoff::Insert(stage) => Some(stage.downcast().ok().map(|stage| *stage)),
+            Handoff::Remove(_) => Some(None),
+        }
     })
 }
 
@@ -76,7 +92,7 @@ impl<T: Module + 'static> Module for Stage<T> {
     fn map<M: ModuleMapper>(self, mapper: &mut M) -> Self {
         let mapped = Module::map(self.0, mapper);
         match take_handed_off::<T>() {
-            Some(inserted) => Stage(Some(inserted)),
+            Some(changed) => Stage(changed),
             None => Stage(mapped),
         }
     }
@@ -261,4 +277,40 @@ impl Reparameterizer for &mut Attacher {
         };
         (param, Some(transform))
     }
+}
+
+/// Drops the mask stage of the weights `params` (parameter paths), keeping their other stages;
+/// e.g. after shrinking, when pruning masks keep everything. Weights without a mask are left
+/// alone.
+pub fn remove_masks<M: Module>(model: M, params: &[String]) -> M {
+    struct Remover<'a> {
+        path: Vec<String>,
+        params: &'a [String],
+    }
+    impl ModuleMapper for Remover<'_> {
+        fn enter_module(&mut self, name: &str, container_type: &str) {
+            if container_type == "Reparameterization"
+                && name == WeightTransform::NAME
+                && self.params.contains(&self.path.join("."))
+            {
+                // Burn maps this transform next: its mask stage takes the removal.
+                HANDOFF.with(|slot| {
+                    slot.borrow_mut()
+                        .push(Handoff::Remove(std::any::TypeId::of::<WeightMask>()))
+                });
+            }
+            self.path.push(name.to_string());
+        }
+
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+    }
+    clear_handoff();
+    let model = model.map(&mut Remover {
+        path: Vec::new(),
+        params,
+    });
+    clear_handoff();
+    model
 }

@@ -136,6 +136,8 @@ impl Lowerer<'_> {
         match &value.kind {
             ValueKind::Constant(c) => {
                 let d = Dense::from(c).layout(layout);
+                // Named after the parameter it holds, also when it was computed (masked).
+                let name = value.param.clone().unwrap_or(name);
                 Ok(self.ir.const_f32(name, &d.shape, &d.data))
             }
             ValueKind::Node(i) => {

@@ -7,11 +7,12 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use burn_compress_core::ModelStats;
+use burn_compress_pruning::{Pruning, PruningStatistics};
 use burn_compress_quant::{adapt_batch_norm, QuantConfig};
 use burn_compress_sparsity::SparsityMethod;
 use serde::{Deserialize, Serialize};
 
-use crate::mnist::{Mnist, MnistSplit};
+use crate::mnist::{self, Mnist, MnistSplit};
 use crate::model::ReferenceCnn;
 use crate::train::{accuracy, NoHook, Trainer};
 
@@ -43,6 +44,9 @@ pub enum RecipeError {
     /// Sparsity could not be attached.
     #[error(transparent)]
     Sparsity(#[from] burn_compress_sparsity::SparsityError),
+    /// Pruning could not be attached or the model not shrunk.
+    #[error(transparent)]
+    Pruning(#[from] burn_compress_pruning::PruningError),
     /// The dataset could not be read.
     #[error(transparent)]
     Dataset(#[from] crate::mnist::DatasetError),
@@ -80,6 +84,17 @@ pub struct SparsityConfig {
     pub mask_learning_rate: Option<f64>,
 }
 
+/// The channel-pruning part of a recipe.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruningConfig {
+    /// Level, criterion, ranking, rounding, FLOPs target.
+    pub channels: Pruning,
+    /// Layers whose output channels are never pruned.
+    #[serde(default)]
+    pub ignored_scopes: Vec<String>,
+}
+
 /// A compression recipe on MNIST-10k with the reference CNN (`configs/*.json`): FP32 training,
 /// optional BatchNorm folding, sparsity and/or quantization, fine-tuning.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -104,6 +119,9 @@ pub struct Recipe {
     /// What to sparsify and how; `null` for none.
     #[serde(default)]
     pub sparsity: Option<SparsityConfig>,
+    /// Which channels to prune and how; the fine-tuned model is then shrunk. `null` for none.
+    #[serde(default)]
+    pub pruning: Option<PruningConfig>,
     /// What to quantize and how; `null` for none.
     #[serde(default)]
     pub quantization: Option<QuantConfig>,
@@ -166,8 +184,10 @@ pub struct RecipeSummary {
     pub compressed_accuracy: f64,
     /// Sparsity of the masked weights after fine-tuning, when sparsity was applied.
     pub sparsity: Option<f64>,
-    /// Per-weight sparsity and parameter counts of the fine-tuned model.
+    /// Per-weight sparsity and parameter counts of the fine-tuned model (shrunk, if pruned).
     pub stats: ModelStats,
+    /// Pruned channels per group, parameters and MACs before and after, when pruned.
+    pub pruning: Option<PruningStatistics>,
     /// Seconds of FP32 training.
     pub fp32_seconds: f64,
     /// Seconds of fine-tuning.
@@ -280,6 +300,23 @@ pub fn run_recipe(
         compressed = sparse;
         controller = Some(sparsity_controller);
     }
+    let mut pruner = None;
+    if let Some(pruning) = &recipe.pruning {
+        let mut builder = burn_compress_pruning::prune(compressed)
+            .channels(pruning.channels.clone())
+            .steps_per_epoch(steps_per_epoch);
+        for scope in &pruning.ignored_scopes {
+            builder = builder.ignore(scope.clone());
+        }
+        let (pruned, pruning_controller) =
+            builder.build(|m, x| m.forward(x), [2, 1, mnist::SIDE, mnist::SIDE])?;
+        println!(
+            "pruning attached at level {:.1} %",
+            100.0 * pruning_controller.level()
+        );
+        compressed = pruned;
+        pruner = Some(pruning_controller);
+    }
     if let Some(quantization) = &recipe.quantization {
         let calibration = calibration_batches(&data.train, recipe, &device);
         compressed = quantization.builder(compressed).init_ranges(
@@ -318,10 +355,15 @@ pub fn run_recipe(
             seed,
             &device,
             &label,
-            &mut controller,
+            &mut (&mut controller, &mut pruner),
         );
     }
     let finetune_seconds = started.elapsed().as_secs_f64();
+    let pruning = pruner.as_ref().map(|p| p.statistics());
+    if let Some(pruner) = &pruner {
+        compressed = pruner.shrink(compressed)?;
+        println!("{}", pruning.as_ref().expect("statistics of the pruner"));
+    }
     let compressed_accuracy = accuracy_of(&compressed, data, &eval_device);
     println!("after fine-tuning: {compressed_accuracy:.2} %");
     let stats = ModelStats::of(&compressed.valid());
@@ -337,6 +379,7 @@ pub fn run_recipe(
         compressed_accuracy,
         sparsity,
         stats,
+        pruning,
         fp32_seconds,
         finetune_seconds,
         split: (data.train.len(), data.test.len()),

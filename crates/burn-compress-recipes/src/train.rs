@@ -6,6 +6,7 @@ use burn::nn::loss::CrossEntropyLoss;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use burn_compress_core::state::mask_logit_ids;
+use burn_compress_pruning::PruningController;
 use burn_compress_sparsity::SparsityController;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -57,6 +58,48 @@ pub trait StepHook<M> {
 pub struct NoHook;
 
 impl<M> StepHook<M> for NoHook {}
+
+/// Two hooks, both driven: losses added, mask parameters joined, both stepped.
+impl<M, A: StepHook<M>, B: StepHook<M>> StepHook<M> for (A, B) {
+    fn extra_loss(&self, model: &M) -> Option<Tensor<1>> {
+        match (self.0.extra_loss(model), self.1.extra_loss(model)) {
+            (Some(a), Some(b)) => Some(a.add(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn mask_parameters(&self, model: &M) -> Vec<ParamId> {
+        let mut ids = self.0.mask_parameters(model);
+        ids.extend(self.1.mask_parameters(model));
+        ids
+    }
+
+    fn after_step(&mut self, model: &mut M) {
+        self.0.after_step(model);
+        self.1.after_step(model);
+    }
+}
+
+/// A borrowed hook.
+impl<M, H: StepHook<M>> StepHook<M> for &mut H {
+    fn extra_loss(&self, model: &M) -> Option<Tensor<1>> {
+        (**self).extra_loss(model)
+    }
+
+    fn mask_parameters(&self, model: &M) -> Vec<ParamId> {
+        (**self).mask_parameters(model)
+    }
+
+    fn after_step(&mut self, model: &mut M) {
+        (**self).after_step(model);
+    }
+}
+
+impl<M: Module> StepHook<M> for PruningController {
+    fn after_step(&mut self, model: &mut M) {
+        self.step(model);
+    }
+}
 
 /// An optional hook: a no-op when absent.
 impl<M, H: StepHook<M>> StepHook<M> for Option<H> {

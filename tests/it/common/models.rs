@@ -25,12 +25,12 @@ pub fn reference_cnn(seed: u64) -> ReferenceCnn {
 
 #[derive(Module, Debug)]
 pub struct BasicBlock {
-    conv1: Conv2d,
-    bn1: BatchNorm,
-    conv2: Conv2d,
-    bn2: BatchNorm,
-    down: Option<Conv2d>,
-    down_bn: Option<BatchNorm>,
+    pub conv1: Conv2d,
+    pub bn1: BatchNorm,
+    pub conv2: Conv2d,
+    pub bn2: BatchNorm,
+    pub down: Option<Conv2d>,
+    pub down_bn: Option<BatchNorm>,
 }
 
 impl BasicBlock {
@@ -77,11 +77,11 @@ impl BasicBlock {
 
 #[derive(Module, Debug)]
 pub struct ResNet {
-    stem: Conv2d,
-    bn: BatchNorm,
-    blocks: Vec<BasicBlock>,
-    pool: AdaptiveAvgPool2d,
-    fc: Linear,
+    pub stem: Conv2d,
+    pub bn: BatchNorm,
+    pub blocks: Vec<BasicBlock>,
+    pub pool: AdaptiveAvgPool2d,
+    pub fc: Linear,
 }
 
 impl ResNet {
@@ -264,5 +264,47 @@ impl Conv1dNet {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<2> {
         let x = relu(self.conv2.forward(relu(self.conv.forward(x))));
         self.fc.forward(x.flatten::<2>(1, 2))
+    }
+}
+
+/// A stem, a plain and a depthwise-separable branch concatenated, a strided convolution and a
+/// flatten into a Linear classifier: `[n, 3, 8, 8]` -> `[n, 5]`.
+#[derive(Module, Debug)]
+pub struct ConcatNet {
+    pub stem: Conv2d,
+    pub branch: Conv2d,
+    pub depthwise: Conv2d,
+    pub pointwise: Conv2d,
+    pub merge: Conv2d,
+    pub head: Linear,
+}
+
+impl ConcatNet {
+    pub fn new() -> Self {
+        dev().seed(23);
+        let d = &dev();
+        Self {
+            stem: Conv2dConfig::new([3, 8], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(d),
+            branch: Conv2dConfig::new([8, 6], [1, 1]).init(d),
+            depthwise: Conv2dConfig::new([8, 8], [3, 3])
+                .with_groups(8)
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(d),
+            pointwise: Conv2dConfig::new([8, 6], [1, 1]).init(d),
+            merge: Conv2dConfig::new([12, 10], [3, 3])
+                .with_stride([2, 2])
+                .init(d),
+            head: LinearConfig::new(10 * 3 * 3, 5).init(d),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = relu(self.stem.forward(x));
+        let a = relu(self.branch.forward(x.clone()));
+        let b = relu(self.pointwise.forward(self.depthwise.forward(x)));
+        let x = relu(self.merge.forward(Tensor::cat(vec![a, b], 1)));
+        self.head.forward(x.flatten::<2>(1, 3))
     }
 }

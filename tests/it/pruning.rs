@@ -1,0 +1,254 @@
+//! Channel pruning on the reference CNN (BatchNorm, flatten into a Linear), a residual network
+//! with BatchNorm, and a network with a depthwise branch, a concat and a flatten into a Linear:
+//! the shrunk model computes what the masked one does, has fewer parameters, exports a smaller
+//! IR that OpenVINO runs like Burn, and loads its own checkpoint back.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::tensor::Tensor;
+use burn_compress::openvino::{compare, export, ExportOptions};
+use burn_compress::prelude::*;
+use burn_compress::pruning::{apply_plan, ShrinkPlan};
+use burn_compress_recipes::ReferenceCnn;
+
+use crate::common::models::{reference_cnn, ConcatNet, ResNet};
+use crate::common::{assert_int8_layers, burn_forward, data, dev, ov_forward};
+
+/// Dimensions of the constant layer `name` in the IR at `xml`.
+fn ir_const_shape(xml: &Path, name: &str) -> Vec<usize> {
+    let text = std::fs::read_to_string(xml).unwrap();
+    let key = format!("name=\"{name}\"");
+    let layer = text
+        .split("<layer ")
+        .find(|l| l.contains(&key) && l.contains("type=\"Const\""))
+        .unwrap_or_else(|| panic!("no constant `{name}` in {}", xml.display()));
+    let start = layer.find("shape=\"").unwrap() + 7;
+    let end = start + layer[start..].find('"').unwrap();
+    layer[start..end]
+        .split(',')
+        .map(|d| d.parse().unwrap())
+        .collect()
+}
+
+fn max_relative(a: &[f32], b: &[f32]) -> f32 {
+    let scale = a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let diff = a
+        .iter()
+        .zip(b)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+    diff / scale.max(f32::MIN_POSITIVE)
+}
+
+/// Prunes half of every prunable group of `model`, shrinks it, and checks outputs, parameter
+/// counts and the IR. Returns the controller's plan and statistics text.
+fn prune_and_check<M: Module, const O: usize>(
+    name: &str,
+    model: M,
+    shape: [usize; 4],
+    forward: impl Fn(&M, Tensor<4>) -> Tensor<O> + Copy,
+    pruned_weight: (&str, usize),
+) -> (M, ShrinkPlan) {
+    let dense_params = ModelStats::of(&model).total_params;
+    let dir = tempfile::tempdir().unwrap();
+    let dense_xml = dir.path().join("dense.xml");
+    let dense = export(
+        &model,
+        shape,
+        forward,
+        &dense_xml,
+        &ExportOptions::default(),
+    )
+    .unwrap();
+
+    let (masked, controller) = prune(model)
+        .channels(Pruning::target(0.5))
+        .build(forward, shape)
+        .unwrap();
+    let stats = controller.statistics();
+    println!("{name}:\n{stats}");
+    let input = data(&shape, 91);
+    let masked_out = burn_forward(&masked, &input, &forward);
+    let shrunk = controller.shrink(masked).unwrap();
+    let shrunk_out = burn_forward(&shrunk, &input, &forward);
+    let diff = max_relative(&masked_out, &shrunk_out);
+    assert!(diff <= 1e-5, "{name}: shrunk vs masked {diff}");
+
+    let plan = controller.plan();
+    let shrunk_params = ModelStats::of(&shrunk).total_params;
+    assert_eq!(plan.param_counts(), (dense_params, shrunk_params), "{name}");
+    assert!(
+        shrunk_params < dense_params,
+        "{name}: {shrunk_params} >= {dense_params}"
+    );
+    assert_eq!(
+        (stats.params_before, stats.params_after),
+        (dense_params, shrunk_params)
+    );
+
+    let xml = dir.path().join("shrunk.xml");
+    let report = export(&shrunk, shape, forward, &xml, &ExportOptions::default()).unwrap();
+    assert!(
+        report.bin_bytes < dense.bin_bytes,
+        "{name}: the IR is smaller"
+    );
+    let (param, axis) = pruned_weight;
+    let mut want = plan.shrunk_dims(param).unwrap();
+    assert!(
+        want[axis] < plan.dims[param][axis],
+        "{name}: `{param}` axis {axis} pruned"
+    );
+    if want.len() == 2 {
+        // Burn's Linear weight [d_in, d_out] is written as MatMul's transposed [d_out, d_in].
+        want.reverse();
+    }
+    assert_eq!(
+        ir_const_shape(&xml, param),
+        want,
+        "{name}: `{param}` in the IR"
+    );
+    let reference = burn_forward(&shrunk, &input, &forward);
+    let c = compare(
+        &reference,
+        &ov_forward(&xml, &input),
+        reference.len() / shape[0],
+    );
+    assert!(c.max_rel_diff <= 1e-4, "{name}: OpenVINO vs Burn {c:?}");
+    (shrunk, plan)
+}
+
+#[test]
+fn reference_cnn_shrinks_conv_batch_norm_and_the_flattened_linear() {
+    let forward = |m: &ReferenceCnn, x: Tensor<4>| m.forward(x);
+    let (shrunk, plan) = prune_and_check(
+        "reference CNN",
+        reference_cnn(5),
+        [2, 1, 28, 28],
+        forward,
+        ("fc1.linear.weight", 0),
+    );
+    // conv2's 64 channels -> 32; fc1's 1600 inputs follow (25 per channel); BN statistics too.
+    assert_eq!(shrunk.conv2.conv.weight.dims(), [32, 16, 3, 3]);
+    assert_eq!(shrunk.fc1.linear.weight.dims(), [800, 64]);
+    assert_eq!(
+        shrunk.bn2.as_ref().unwrap().running_mean.value().dims(),
+        [32]
+    );
+    assert_eq!(
+        shrunk.fc2.linear.weight.dims(),
+        [64, 10],
+        "the output stays"
+    );
+    assert!(plan.params.contains_key("bn1.running_var"));
+}
+
+#[test]
+fn residual_network_prunes_coupled_channels_together() {
+    let forward = |m: &ResNet, x: Tensor<4>| m.forward(x);
+    let (shrunk, _) = prune_and_check(
+        "residual network",
+        ResNet::new(),
+        [2, 3, 16, 16],
+        forward,
+        ("fc.weight", 0),
+    );
+    // The stem and both convolutions writing into the first residual stream share one group.
+    assert_eq!(shrunk.stem.weight.dims()[0], 8);
+    assert_eq!(shrunk.blocks[0].conv2.weight.dims()[0], 8);
+    assert_eq!(shrunk.blocks[1].conv1.weight.dims()[1], 8);
+}
+
+#[test]
+fn concat_offsets_and_flatten_follow_while_depthwise_channels_stay() {
+    let forward = |m: &ConcatNet, x: Tensor<4>| m.forward(x);
+    let (shrunk, _) = prune_and_check(
+        "concat network",
+        ConcatNet::new(),
+        [2, 3, 8, 8],
+        forward,
+        ("head.weight", 0),
+    );
+    assert_eq!(shrunk.branch.weight.dims()[0], 3);
+    assert_eq!(shrunk.pointwise.weight.dims()[0], 3);
+    assert_eq!(
+        shrunk.merge.weight.dims(),
+        [5, 6, 3, 3],
+        "concat of 3 + 3 channels"
+    );
+    assert_eq!(shrunk.head.weight.dims(), [45, 5]);
+    // The depthwise convolution keeps its groups, so the stem feeding it is not pruned.
+    assert_eq!(shrunk.stem.weight.dims()[0], 8);
+    assert_eq!(shrunk.depthwise.weight.dims()[0], 8);
+}
+
+#[test]
+fn a_shrunk_checkpoint_loads_into_a_fresh_model_shrunk_by_the_same_plan() {
+    let forward = |m: &ReferenceCnn, x: Tensor<4>| m.forward(x);
+    let (masked, controller) = prune(reference_cnn(6))
+        .channels(Pruning::target(0.5).criterion(Criterion::GeometricMedian))
+        .build(forward, [2, 1, 28, 28])
+        .unwrap();
+    let shrunk = controller.shrink(masked).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shrunk.bpk");
+    shrunk.clone().save_file(&path).unwrap();
+    let plan_json = serde_json::to_string(&controller.plan()).unwrap();
+
+    let plan: ShrinkPlan = serde_json::from_str(&plan_json).unwrap();
+    let fresh = apply_plan(reference_cnn(99), &plan).unwrap();
+    let loaded = fresh.load_file(&path);
+    let input = data(&[3, 1, 28, 28], 4);
+    assert_eq!(
+        burn_forward(&loaded, &input, &forward),
+        burn_forward(&shrunk, &input, &forward)
+    );
+    // A plan does not apply twice: the dimensions no longer match.
+    let error = apply_plan(loaded, &plan).unwrap_err().to_string();
+    assert!(error.contains("plan was made for"), "{error}");
+}
+
+#[test]
+fn pruning_with_quantization_exports_int8_on_every_layer() {
+    let forward = |m: &ReferenceCnn, x: Tensor<4>| m.forward(x);
+    let fp32 = reference_cnn(7).fold_batch_norms().unwrap();
+    let calibration = vec![Tensor::<4>::from_data(data(&[16, 1, 28, 28], 8), &dev())];
+    let quantized = quantize(fp32)
+        .init_ranges(RangeInit::MinMax, calibration, |m, x| {
+            m.forward(x);
+        })
+        .unwrap();
+    let (masked, controller) = prune(quantized)
+        .channels(Pruning::target(0.5).round_to(8))
+        .build(forward, [2, 1, 28, 28])
+        .unwrap();
+    let input = data(&[4, 1, 28, 28], 9);
+    let masked_out = burn_forward(&masked, &input, &forward);
+    let shrunk = controller.shrink(masked).unwrap();
+    assert_eq!(
+        shrunk.conv1.conv.weight.dims()[0],
+        16,
+        "32 -> 16 (a multiple of 8)"
+    );
+    // Per-channel weight scales were shrunk with their channels.
+    let scales = WeightTransform::quantizer_of(&shrunk.conv2.conv.weight).unwrap();
+    assert_eq!(scales.scale.dims(), [32]);
+    // Summing fewer zero terms can move a value across a rounding boundary of the next
+    // activation quantizer: a level at most, not 1e-5.
+    let c = compare(&masked_out, &burn_forward(&shrunk, &input, &forward), 10);
+    assert!(
+        c.max_rel_diff <= 2e-2 && c.top1_agreement == 1.0,
+        "shrunk vs masked {c:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join("pruned_int8.xml");
+    let report = burn_compress::export(
+        &shrunk,
+        [1, 1, 28, 28],
+        forward,
+        &xml,
+        &ExportOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(report.quantized_weights().len(), 4);
+    assert_int8_layers(&xml, "1,1,28,28", 4);
+}
