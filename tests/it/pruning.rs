@@ -252,3 +252,42 @@ fn pruning_with_quantization_exports_int8_on_every_layer() {
     assert_eq!(report.quantized_weights().len(), 4);
     assert_int8_layers(&xml, "1,1,28,28", 4);
 }
+
+#[test]
+fn bad_settings_and_unprunable_models_are_named_and_nothing_is_attached() {
+    let forward = |m: &ReferenceCnn, x: Tensor<4>| m.forward(x);
+    let shape = [2, 1, 28, 28];
+    let model = reference_cnn(10);
+    let error = |pruning: Pruning, ignore: Option<&str>| {
+        let mut builder = prune(model.clone()).channels(pruning);
+        if let Some(scope) = ignore {
+            builder = builder.ignore(scope);
+        }
+        builder.build(forward, shape).unwrap_err().to_string()
+    };
+    assert!(error(Pruning::target(1.0), None).contains("target"));
+    assert!(error(Pruning::target(0.5).round_to(0), None).contains("round_to"));
+    assert!(error(Pruning::target(0.5), Some("conv9")).contains("conv9"));
+    let folded = model.clone().fold_batch_norms().unwrap();
+    let message = prune(folded)
+        .channels(Pruning::target(0.5).criterion(Criterion::BnScale))
+        .build(forward, shape)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("bn_scale") && message.contains("conv1.conv.weight"),
+        "{message}"
+    );
+    let parsed: Result<Criterion, _> = serde_json::from_str("\"l3\"");
+    assert!(parsed.unwrap_err().to_string().contains("l3"));
+    // Only the classifier is left to prune: its outputs are the model's.
+    let message = prune(model.clone())
+        .channels(Pruning::target(0.5))
+        .ignore("re:conv.*")
+        .ignore("fc1")
+        .build(forward, shape)
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("reaches the model's output"), "{message}");
+    assert!(WeightTransform::of(&model.conv1.conv.weight).is_none());
+}

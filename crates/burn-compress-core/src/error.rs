@@ -65,13 +65,11 @@ pub enum CoreError {
     /// Calibration or adaptation data is unusable.
     #[error("calibration data: {0}")]
     Calibration(String),
-    /// A mask does not fit its weight.
-    #[error("mask for `{param}`: {reason}")]
-    InvalidMask {
+    /// A stage could not be attached to a weight.
+    #[error("`{param}`: the stage was not attached (Burn kept another reparameterization)")]
+    NotAttached {
         /// The parameter path.
         param: String,
-        /// What is wrong.
-        reason: String,
     },
 }
 

@@ -53,6 +53,8 @@ impl LayerKind {
 /// What a weight's reparameterization holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TransformState {
+    /// The weight carries a [`WeightTransform`] (possibly with no stage left).
+    pub attached: bool,
     /// Name of a reparameterization that is not a [`WeightTransform`], if any.
     pub foreign: Option<String>,
     /// The transform has a mask stage.
@@ -62,9 +64,9 @@ pub struct TransformState {
 }
 
 impl TransformState {
-    /// Whether the weight carries a [`WeightTransform`] (with any stage).
+    /// Whether the weight carries a [`WeightTransform`], with or without stages.
     pub fn present(&self) -> bool {
-        self.mask || self.quantizer
+        self.attached
     }
 }
 
@@ -157,7 +159,9 @@ impl ModuleVisitor for Survey {
                 .last_mut()
                 .filter(|site| site.param == self.path.join("."))
             {
-                if name != WeightTransform::NAME {
+                if name == WeightTransform::NAME {
+                    site.transform.attached = true;
+                } else {
                     site.transform.foreign = Some(name.to_string());
                 }
             }

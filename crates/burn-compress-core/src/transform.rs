@@ -224,6 +224,10 @@ pub fn attach<M: Module>(model: M, attachments: HashMap<String, Attachment>) -> 
         .filter(|path| sites[*path].transform.present())
         .cloned()
         .collect();
+    let wanted: Vec<(String, bool, bool)> = attachments
+        .iter()
+        .map(|(path, a)| (path.clone(), a.mask.is_some(), a.quantizer.is_some()))
+        .collect();
     let mut attacher = Attacher {
         attachments,
         existing,
@@ -231,10 +235,17 @@ pub fn attach<M: Module>(model: M, attachments: HashMap<String, Attachment>) -> 
     clear_handoff();
     let model = model.apply_reparameterization(&mut attacher);
     clear_handoff();
-    debug_assert!(
-        attacher.attachments.is_empty(),
-        "every attachment was placed"
-    );
+    // Every stage must have landed: Burn replaces reparameterizations without a word.
+    let after: HashMap<String, WeightSite> = weight_sites(&model)
+        .into_iter()
+        .map(|site| (site.param.clone(), site))
+        .collect();
+    for (path, mask, quantizer) in wanted {
+        let state = &after[&path].transform;
+        if (mask && !state.mask) || (quantizer && !state.quantizer) {
+            return Err(CoreError::NotAttached { param: path });
+        }
+    }
     Ok(model)
 }
 

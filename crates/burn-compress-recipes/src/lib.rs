@@ -5,6 +5,7 @@
 pub mod mnist;
 pub mod model;
 pub mod recipe;
+pub mod resnet;
 pub mod train;
 
 pub use mnist::{Mnist, MnistSplit};

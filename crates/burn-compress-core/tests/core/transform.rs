@@ -261,3 +261,24 @@ fn foreign_reparameterizations_and_repeated_stages_are_refused_by_name() {
     let error = attach(net(&device), bias).unwrap_err();
     assert!(matches!(error, CoreError::UnknownWeight { .. }), "{error}");
 }
+
+#[test]
+fn a_removed_mask_leaves_a_transform_that_takes_new_stages() {
+    let device = Device::flex();
+    let masked = attach(
+        net(&device),
+        with(Some(mask(&device, MaskGradient::Zero)), None),
+    )
+    .unwrap();
+    let plain = burn_compress_core::remove_masks(masked, &["fc.weight".to_string()]);
+    let transform = WeightTransform::of(&plain.fc.weight).expect("still attached");
+    assert!(!transform.mask.is_some() && !transform.quantizer.is_some());
+    assert_eq!(
+        read(plain.fc.weight.val()),
+        WEIGHT.to_vec(),
+        "an empty transform is the identity"
+    );
+    // Burn would silently keep the empty transform over a new one: the stage must go into it.
+    let quantized = attach(plain, with(None, Some(quantizer(&device)))).unwrap();
+    assert!(WeightTransform::quantizer_of(&quantized.fc.weight).is_some());
+}

@@ -1,0 +1,214 @@
+//! OpenVINO throughput of 50 %-channel-pruned INT8 IRs over unpruned ones, release:
+//! `cargo bench --bench pruning`.
+//!
+//! For the reference CNN and the CIFAR ResNet-18 of `shared/data/nncf-resnet18` (random
+//! weights; BatchNorm folded; every prunable group pruned 50 % by L2, the classifier kept;
+//! INT8 quantizers with ranges from random data), exports the dense and the shrunk INT8 IRs and
+//! measures images per second at batch 64 (one synchronous request, OpenVINO's defaults and the
+//! f32 hint), interleaved in rounds; the NNCF IRs of the ResNet-18 (dense, and pruned by
+//! Torch-Pruning) run in the same rounds when found.
+//!
+//! Env: `PRUNING_BENCH_ROUNDS` (default 3), `PRUNING_BENCH_SECONDS` (per IR and round, default
+//! 2), `NNCF_RESNET18_DIR` (default `../shared/data/nncf-resnet18`), `PRUNING_BENCH_OUT` (keep
+//! the IRs in this folder).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use burn_compress::openvino::{ExportOptions, Precision, Runtime};
+use burn_compress::prelude::*;
+use burn_compress_recipes::resnet::CifarResNet18;
+use burn_compress_recipes::ReferenceCnn;
+
+fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Quantizes `model` with ranges from two random batches of `shape`.
+fn int8<M: Module>(model: M, shape: [usize; 4], forward: impl Fn(&M, Tensor<4>) -> Tensor<2>) -> M {
+    let device = Device::flex();
+    let batches: Vec<Tensor<4>> = (0..2)
+        .map(|_| Tensor::random(shape, Distribution::Normal(0.0, 1.0), &device))
+        .collect();
+    quantize(model)
+        .init_ranges(RangeInit::MinMax, batches, |m, x| {
+            forward(m, x);
+        })
+        .expect("quantize")
+}
+
+/// `model` with every prunable group pruned 50 % (L2) and shrunk.
+fn pruned<M: Module>(
+    model: M,
+    shape: [usize; 4],
+    forward: impl Fn(&M, Tensor<4>) -> Tensor<2>,
+) -> M {
+    let (masked, controller) = prune(model)
+        .channels(Pruning::target(0.5))
+        .build(forward, shape)
+        .expect("prune");
+    let stats = controller.statistics();
+    println!(
+        "  pruned: parameters {} -> {}, MACs {} -> {} ({:.2}x fewer)",
+        stats.params_before,
+        stats.params_after,
+        stats.macs_before,
+        stats.macs_after,
+        stats.macs_before as f64 / stats.macs_after as f64
+    );
+    controller.shrink(masked).expect("shrink")
+}
+
+/// Exports the INT8 IR of `model`.
+fn export_int8<M: Module>(
+    model: &M,
+    shape: [usize; 4],
+    forward: impl Fn(&M, Tensor<4>) -> Tensor<2>,
+    xml: &Path,
+) {
+    burn_compress::export(model, shape, forward, xml, &ExportOptions::default()).expect("export");
+}
+
+/// Images per second at batch 64 over about `seconds`, one synchronous request.
+fn throughput(xml: &Path, precision: Precision, image: [usize; 3], seconds: f64) -> f64 {
+    let mut runtime = Runtime::new().expect("OpenVINO runtime");
+    let mut compiled = runtime.compile(xml, precision).expect("compile");
+    let n: usize = 64 * image.iter().product::<usize>();
+    let values: Vec<f32> = (0..n)
+        .map(|i| ((i * 37 % 255) as f32 / 127.0) - 1.0)
+        .collect();
+    let input = TensorData::new(values, [64, image[0], image[1], image[2]]);
+    for _ in 0..5 {
+        compiled.infer(&input).expect("infer");
+    }
+    let start = Instant::now();
+    let mut images = 0usize;
+    while start.elapsed().as_secs_f64() < seconds {
+        compiled.infer(&input).expect("infer");
+        images += 64;
+    }
+    images as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Runs every IR of `irs` once per round and precision; prints the ratios `ratios` asks for
+/// (numerator, denominator, label), per round and over all rounds.
+fn compare(
+    title: &str,
+    irs: &[(&str, PathBuf)],
+    image: [usize; 3],
+    ratios: &[(usize, usize, &str)],
+) {
+    let rounds: usize = env("PRUNING_BENCH_ROUNDS", 3);
+    let seconds: f64 = env("PRUNING_BENCH_SECONDS", 2.0);
+    for (label, precision) in [
+        ("defaults", Precision::Default),
+        ("f32 hint", Precision::F32),
+    ] {
+        let mut per_ratio: Vec<Vec<f64>> = vec![Vec::new(); ratios.len()];
+        for round in 1..=rounds {
+            let speeds: Vec<f64> = irs
+                .iter()
+                .map(|(_, xml)| throughput(xml, precision, image, seconds))
+                .collect();
+            let listed: Vec<String> = irs
+                .iter()
+                .zip(&speeds)
+                .map(|((name, _), s)| format!("{name} {s:.0}"))
+                .collect();
+            let ratio_text: Vec<String> = ratios
+                .iter()
+                .enumerate()
+                .map(|(k, (a, b, what))| {
+                    let r = speeds[*a] / speeds[*b];
+                    per_ratio[k].push(r);
+                    format!("{what} {r:.2}x")
+                })
+                .collect();
+            println!(
+                "{title}, {label}, round {round}: img/s {} | {}",
+                listed.join(", "),
+                ratio_text.join(", ")
+            );
+        }
+        for ((_, _, what), values) in ratios.iter().zip(&per_ratio) {
+            let low = values.iter().cloned().fold(f64::INFINITY, f64::min);
+            let high = values.iter().cloned().fold(0.0, f64::max);
+            println!("{title}, {label}: {what} {low:.2}x to {high:.2}x over {rounds} rounds");
+        }
+    }
+}
+
+fn main() {
+    let device = Device::flex();
+    let temporary = tempfile::tempdir().unwrap();
+    let dir = std::env::var_os("PRUNING_BENCH_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| temporary.path().to_path_buf());
+    std::fs::create_dir_all(&dir).expect("output folder");
+
+    println!("reference CNN (batch 64, input 1x28x28)");
+    device.seed(3);
+    let cnn = ReferenceCnn::new(&device).fold_batch_norms().expect("fold");
+    let cnn_forward = |m: &ReferenceCnn, x: Tensor<4>| m.forward(x);
+    let shape = [2, 1, 28, 28];
+    let dense_xml = dir.join("cnn_dense.xml");
+    let pruned_xml = dir.join("cnn_pruned.xml");
+    export_int8(
+        &int8(cnn.clone(), shape, cnn_forward),
+        shape,
+        cnn_forward,
+        &dense_xml,
+    );
+    let small = int8(pruned(cnn, shape, cnn_forward), shape, cnn_forward);
+    export_int8(&small, shape, cnn_forward, &pruned_xml);
+    compare(
+        "reference CNN",
+        &[("dense INT8", dense_xml), ("pruned INT8", pruned_xml)],
+        [1, 28, 28],
+        &[(1, 0, "pruned/dense")],
+    );
+
+    println!("CIFAR ResNet-18 (batch 64, input 3x32x32)");
+    device.seed(4);
+    let resnet = CifarResNet18::new(&device)
+        .fold_batch_norms()
+        .expect("fold");
+    let forward = |m: &CifarResNet18, x: Tensor<4>| m.forward(x);
+    let shape = [2, 3, 32, 32];
+    let dense_xml = dir.join("resnet_dense.xml");
+    let pruned_xml = dir.join("resnet_pruned.xml");
+    export_int8(
+        &int8(resnet.clone(), shape, forward),
+        shape,
+        forward,
+        &dense_xml,
+    );
+    let small = int8(pruned(resnet, shape, forward), shape, forward);
+    export_int8(&small, shape, forward, &pruned_xml);
+    let mut irs = vec![("ours dense", dense_xml), ("ours pruned", pruned_xml)];
+    let mut ratios = vec![(1, 0, "ours pruned/dense")];
+    let nncf = PathBuf::from(env(
+        "NNCF_RESNET18_DIR",
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/data/nncf-resnet18")
+            .display()
+            .to_string(),
+    ));
+    if nncf.join("pruned_int8.xml").is_file() {
+        irs.push(("NNCF dense", nncf.join("dense_int8.xml")));
+        irs.push(("Torch-Pruning+NNCF pruned", nncf.join("pruned_int8.xml")));
+        ratios.push((3, 2, "their pruned/dense"));
+        ratios.push((1, 3, "ours pruned/their pruned"));
+    } else {
+        println!(
+            "(NNCF IRs not found in {}: set NNCF_RESNET18_DIR)",
+            nncf.display()
+        );
+    }
+    compare("CIFAR ResNet-18", &irs, [3, 32, 32], &ratios);
+}
