@@ -10,10 +10,10 @@ use burn::tensor::Tensor;
 use burn_compress::openvino::{compare, export, ExportOptions};
 use burn_compress::prelude::*;
 use burn_compress::pruning::{apply_plan, ShrinkPlan};
-use burn_compress_recipes::ReferenceCnn;
+use burn_compress_recipes::{run_recipe, Recipe, ReferenceCnn};
 
 use crate::common::models::{reference_cnn, ConcatNet, ResNet};
-use crate::common::{assert_int8_layers, burn_forward, data, dev, ov_forward};
+use crate::common::{assert_int8_layers, burn_forward, data, dev, mnist, ov_forward, trained_fp32};
 
 /// Dimensions of the constant layer `name` in the IR at `xml`.
 fn ir_const_shape(xml: &Path, name: &str) -> Vec<usize> {
@@ -290,4 +290,37 @@ fn bad_settings_and_unprunable_models_are_named_and_nothing_is_attached() {
         .to_string();
     assert!(message.contains("reaches the model's output"), "{message}");
     assert!(WeightTransform::of(&model.conv1.conv.weight).is_none());
+}
+
+#[test]
+fn pruned_and_quantized_reference_cnn_keeps_accuracy_after_fine_tuning() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let recipe = Recipe::from_file(&root.join("configs/mnist_prune50_int8.json")).unwrap();
+    let (models, summary) = run_recipe(&recipe, &mnist(), Some(trained_fp32()), None).unwrap();
+    let stats = summary.pruning.as_ref().expect("pruned");
+    println!(
+        "pruned 50 % + INT8: FP32 {:.2} %, after fine-tuning {:.2} %\n{stats}",
+        summary.fp32_accuracy, summary.compressed_accuracy
+    );
+    assert!(
+        summary.compressed_accuracy >= summary.fp32_accuracy - 1.0,
+        "{} % vs FP32 {} %",
+        summary.compressed_accuracy,
+        summary.fp32_accuracy
+    );
+    assert!(stats.params_after * 3 < stats.params_before, "{stats}");
+    let shrunk = models.compressed.valid();
+    assert_eq!(shrunk.conv2.conv.weight.dims(), [32, 16, 3, 3]);
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join("pruned_int8.xml");
+    let forward = |m: &ReferenceCnn, x: Tensor<4>| m.forward(x);
+    burn_compress::export(
+        &shrunk,
+        [1, 1, 28, 28],
+        forward,
+        &xml,
+        &ExportOptions::default(),
+    )
+    .unwrap();
+    assert_int8_layers(&xml, "1,1,28,28", 4);
 }
