@@ -9,7 +9,7 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 use burn_compress::openvino::{compare, export, ExportOptions};
 use burn_compress::prelude::*;
-use burn_compress::pruning::{apply_plan, ShrinkPlan};
+use burn_compress::pruning::{apply_plan, GroupChange, ShrinkPlan};
 use burn_compress_recipes::{run_recipe, Recipe, ReferenceCnn};
 
 use crate::common::models::{reference_cnn, ConcatNet, ResNet};
@@ -40,14 +40,16 @@ fn max_relative(a: &[f32], b: &[f32]) -> f32 {
     diff / scale.max(f32::MIN_POSITIVE)
 }
 
-/// Prunes half of every prunable group of `model`, shrinks it, and checks outputs, parameter
-/// counts and the IR. Returns the controller's plan and statistics text.
+/// Prunes half of every prunable group of `model`, shrinks it (setting depthwise convolutions'
+/// groups with `set_groups`), and checks outputs, parameter counts and the IR. Returns the shrunk
+/// model and the controller's plan.
 fn prune_and_check<M: Module, const O: usize>(
     name: &str,
     model: M,
     shape: [usize; 4],
     forward: impl Fn(&M, Tensor<4>) -> Tensor<O> + Copy,
     pruned_weight: (&str, usize),
+    set_groups: impl FnMut(&mut M, &str, usize) -> bool,
 ) -> (M, ShrinkPlan) {
     let dense_params = ModelStats::of(&model).total_params;
     let dir = tempfile::tempdir().unwrap();
@@ -69,7 +71,7 @@ fn prune_and_check<M: Module, const O: usize>(
     println!("{name}:\n{stats}");
     let input = data(&shape, 91);
     let masked_out = burn_forward(&masked, &input, &forward);
-    let shrunk = controller.shrink(masked).unwrap();
+    let shrunk = controller.shrink_regrouped(masked, set_groups).unwrap();
     let shrunk_out = burn_forward(&shrunk, &input, &forward);
     let diff = max_relative(&masked_out, &shrunk_out);
     assert!(diff <= 1e-5, "{name}: shrunk vs masked {diff}");
@@ -126,6 +128,7 @@ fn reference_cnn_shrinks_conv_batch_norm_and_the_flattened_linear() {
         [2, 1, 28, 28],
         forward,
         ("fc1.linear.weight", 0),
+        no_depthwise,
     );
     // conv2's 64 channels -> 32; fc1's 1600 inputs follow (25 per channel); BN statistics too.
     assert_eq!(shrunk.conv2.conv.weight.dims(), [32, 16, 3, 3]);
@@ -151,6 +154,7 @@ fn residual_network_prunes_coupled_channels_together() {
         [2, 3, 16, 16],
         forward,
         ("fc.weight", 0),
+        no_depthwise,
     );
     // The stem and both convolutions writing into the first residual stream share one group.
     assert_eq!(shrunk.stem.weight.dims()[0], 8);
@@ -158,15 +162,30 @@ fn residual_network_prunes_coupled_channels_together() {
     assert_eq!(shrunk.blocks[1].conv1.weight.dims()[1], 8);
 }
 
+fn no_depthwise<M>(_: &mut M, _: &str, _: usize) -> bool {
+    false
+}
+
+fn concat_net_groups(model: &mut ConcatNet, layer: &str, groups: usize) -> bool {
+    match layer {
+        "depthwise" => {
+            model.depthwise.groups = groups;
+            true
+        }
+        _ => false,
+    }
+}
+
 #[test]
-fn concat_offsets_and_flatten_follow_while_depthwise_channels_stay() {
+fn concat_offsets_flatten_and_depthwise_groups_follow() {
     let forward = |m: &ConcatNet, x: Tensor<4>| m.forward(x);
-    let (shrunk, _) = prune_and_check(
+    let (shrunk, plan) = prune_and_check(
         "concat network",
         ConcatNet::new(),
         [2, 3, 8, 8],
         forward,
         ("head.weight", 0),
+        concat_net_groups,
     );
     assert_eq!(shrunk.branch.weight.dims()[0], 3);
     assert_eq!(shrunk.pointwise.weight.dims()[0], 3);
@@ -176,9 +195,63 @@ fn concat_offsets_and_flatten_follow_while_depthwise_channels_stay() {
         "concat of 3 + 3 channels"
     );
     assert_eq!(shrunk.head.weight.dims(), [45, 5]);
-    // The depthwise convolution keeps its groups, so the stem feeding it is not pruned.
-    assert_eq!(shrunk.stem.weight.dims()[0], 8);
-    assert_eq!(shrunk.depthwise.weight.dims()[0], 8);
+    // The stem's channels flow through the depthwise convolution (two filters each) into the
+    // pointwise one: all three follow, and the depthwise layer keeps one group per channel.
+    assert_eq!(shrunk.stem.weight.dims()[0], 4);
+    assert_eq!(shrunk.branch.weight.dims()[1], 4);
+    assert_eq!(shrunk.depthwise.weight.dims(), [8, 1, 3, 3]);
+    assert_eq!(shrunk.depthwise.bias.as_ref().unwrap().dims(), [8]);
+    assert_eq!(shrunk.depthwise.groups, 4);
+    assert_eq!(shrunk.pointwise.weight.dims()[1], 8);
+    assert_eq!(plan.regroup["depthwise"], GroupChange { from: 8, to: 4 });
+}
+
+#[test]
+fn shrinking_through_a_depthwise_convolution_needs_its_groups_set() {
+    let forward = |m: &ConcatNet, x: Tensor<4>| m.forward(x);
+    let (masked, controller) = prune(ConcatNet::new())
+        .channels(Pruning::target(0.5))
+        .build(forward, [2, 3, 8, 8])
+        .unwrap();
+    let message = controller.shrink(masked.clone()).unwrap_err().to_string();
+    assert!(
+        message.contains("`depthwise`") && message.contains("depthwise.groups = 4"),
+        "{message}"
+    );
+    let message = controller
+        .shrink_regrouped(masked, no_depthwise)
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("`depthwise`"), "{message}");
+}
+
+#[test]
+fn grouped_convolutions_other_than_depthwise_block_their_producers() {
+    let forward = |m: &ConcatNet, x: Tensor<4>| m.forward(x);
+    let mut model = ConcatNet::new();
+    // Two groups of four channels: not depthwise.
+    dev().seed(3);
+    model.depthwise = burn::nn::conv::Conv2dConfig::new([8, 16], [3, 3])
+        .with_groups(2)
+        .with_padding(burn::nn::PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(&dev());
+    let (_, controller) = prune(model)
+        .channels(Pruning::target(0.5))
+        .build(forward, [2, 3, 8, 8])
+        .unwrap();
+    let stats = controller.statistics();
+    let stem = stats
+        .groups
+        .iter()
+        .find(|g| g.producers == ["stem.weight"])
+        .unwrap();
+    assert_eq!(stem.pruned, 0);
+    assert!(
+        stem.blocked[0].contains("2 groups of 4 channels") && stem.blocked[0].contains("depthwise"),
+        "{:?}",
+        stem.blocked
+    );
+    assert!(controller.plan().regroup.is_empty());
 }
 
 #[test]

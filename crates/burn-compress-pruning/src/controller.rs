@@ -17,7 +17,7 @@ use crate::deps::Dependencies;
 use crate::error::Result;
 use crate::plan::ShrinkPlan;
 use crate::settings::{Pruning, Ranking};
-use crate::shrink::apply_plan;
+use crate::shrink::{apply_plan, apply_plan_regrouped};
 
 /// Drives channel pruning. Call [`step`](Self::step) after every optimizer step (or
 /// [`epoch_step`](Self::epoch_step) at epoch ends when the steps per epoch are unknown), then
@@ -248,8 +248,24 @@ impl PruningController {
     /// Shrinks `model` to the currently pruned channels (same type, smaller tensors) and drops
     /// the pruning masks, which keep everything that is left: the shrunk model's record holds
     /// just its parameters (and any quantizer state).
+    ///
+    /// Pruning through a depthwise convolution changes its `groups`, which this cannot set: use
+    /// [`shrink_regrouped`](Self::shrink_regrouped) then (the error names the layer).
     pub fn shrink<M: Module>(&self, model: M) -> Result<M> {
         let shrunk = apply_plan(model, &self.plan())?;
+        Ok(remove_masks(shrunk, &self.masked))
+    }
+
+    /// [`shrink`](Self::shrink) for models whose depthwise convolutions lose channels:
+    /// `set_groups(model, layer, groups)` sets the `groups` field of the convolution at module
+    /// path `layer` and returns whether it knew the layer (see
+    /// [`apply_plan_regrouped`](crate::apply_plan_regrouped)).
+    pub fn shrink_regrouped<M: Module>(
+        &self,
+        model: M,
+        set_groups: impl FnMut(&mut M, &str, usize) -> bool,
+    ) -> Result<M> {
+        let shrunk = apply_plan_regrouped(model, &self.plan(), set_groups)?;
         Ok(remove_masks(shrunk, &self.masked))
     }
 

@@ -13,8 +13,11 @@
 //!   (offsets) pass channels through;
 //! - anything that mixes channels or that the analysis does not model blocks the sources it sees,
 //!   with the reason: the model's outputs, normalisation over channels (LayerNorm, softmax,
-//!   reductions), grouped and depthwise convolutions (Burn keeps `groups` outside the
-//!   parameters, so a shrunk layer could not be built), products of two activations, unknown ops.
+//!   reductions), grouped convolutions other than depthwise ones, products of two activations,
+//!   unknown ops;
+//! - a depthwise convolution (`groups` equal to its input channels) keeps its group structure:
+//!   its filters follow the channels they read, its output carries them on, and shrinking sets
+//!   its `groups` to the channels left ([`DepthwiseConv`]).
 
 use std::collections::HashMap;
 
@@ -68,6 +71,25 @@ impl Group {
     }
 }
 
+/// A depthwise convolution whose filters follow the channels it reads: pruning them changes
+/// its `groups`, which Burn keeps outside the parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepthwiseConv {
+    /// Its weight (`block.depthwise.weight`), `[channels · multiplier, 1, ..]`.
+    pub weight: String,
+    /// Filters per input channel.
+    pub multiplier: usize,
+}
+
+impl DepthwiseConv {
+    /// The layer's module path (`block.depthwise`).
+    pub fn layer(&self) -> &str {
+        self.weight
+            .rsplit_once('.')
+            .map_or(self.weight.as_str(), |(layer, _)| layer)
+    }
+}
+
 /// The channel dependencies of a model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Dependencies {
@@ -75,6 +97,8 @@ pub struct Dependencies {
     pub sources: Vec<Source>,
     /// Sources grouped by coupling.
     pub groups: Vec<Group>,
+    /// Depthwise convolutions on prunable paths (their groups follow the channels left).
+    pub depthwise: Vec<DepthwiseConv>,
 }
 
 /// Along which axis of a value which source channel sits at each position.
@@ -101,6 +125,7 @@ struct Analysis<'g> {
     sources: Vec<Source>,
     /// Union-find parents over sources.
     parent: Vec<usize>,
+    depthwise: Vec<DepthwiseConv>,
 }
 
 /// Analyses `graph` (captured from a model without compression transforms, constants folded)
@@ -112,6 +137,7 @@ pub fn analyse(graph: &Graph, param_dims: &HashMap<String, Vec<usize>>) -> Depen
         views: vec![None; graph.values.len()],
         sources: Vec::new(),
         parent: Vec::new(),
+        depthwise: Vec::new(),
     };
     for i in 0..graph.nodes.len() {
         a.node(i);
@@ -324,17 +350,27 @@ impl Analysis<'_> {
         let x = inputs[0];
         let weight = self.param(inputs[1]);
         let out_channels = self.graph.value(out).shape[1];
-        if groups != 1 || weight.is_none() {
-            let reason = if groups != 1 {
-                "consumed by a grouped convolution, whose `groups` Burn keeps outside the parameters"
-            } else {
-                "consumed by a convolution whose weight is computed"
-            };
-            self.block_value(x, reason);
+        let in_channels = self.graph.value(x).shape[1];
+        let Some((weight, _)) = weight else {
+            self.block_value(x, "consumed by a convolution whose weight is computed");
+            self.set(out, None);
+            return;
+        };
+        let bias = inputs.get(2).and_then(|b| self.param(*b)).map(|(b, _)| b);
+        if groups == in_channels && groups > 1 && out_channels % in_channels == 0 {
+            self.depthwise_conv(x, out, weight, bias, out_channels / in_channels);
+            return;
+        }
+        if groups != 1 {
+            let reason = format!(
+                "consumed by a convolution with {groups} groups of {} channels (only depthwise \
+                 ones follow pruned channels)",
+                in_channels / groups.max(1)
+            );
+            self.block_value(x, &reason);
             self.set(out, None);
             return;
         }
-        let (weight, _) = weight.expect("checked");
         if let Some(view) = self.input_view(x) {
             if view.axis == 1 {
                 self.follow(&weight, 1, &view);
@@ -343,11 +379,45 @@ impl Analysis<'_> {
             }
         }
         let source = self.new_source(weight, 0, out_channels);
-        if let Some((bias, _)) = inputs.get(2).and_then(|b| self.param(*b)) {
+        if let Some(bias) = bias {
             let view = identity_view(1, source, out_channels);
             self.follow(&bias, 0, &view);
         }
         self.set(out, Some(identity_view(1, source, out_channels)));
+    }
+
+    /// A depthwise convolution: filter `o` reads input channel `o / multiplier`, so filters and
+    /// bias follow the input's channels and the output carries them on.
+    fn depthwise_conv(
+        &mut self,
+        x: ValueId,
+        out: ValueId,
+        weight: String,
+        bias: Option<String>,
+        multiplier: usize,
+    ) {
+        let Some(view) = self.input_view(x) else {
+            self.set(out, None);
+            return;
+        };
+        if view.axis != 1 {
+            self.block_value(x, "fed to a convolution on another axis");
+            self.set(out, None);
+            return;
+        }
+        let filters = view.positions.len() * multiplier;
+        let out_view = View {
+            axis: 1,
+            positions: (0..filters)
+                .map(|o| view.positions[o / multiplier])
+                .collect(),
+        };
+        self.follow(&weight, 0, &out_view);
+        if let Some(bias) = bias {
+            self.follow(&bias, 0, &out_view);
+        }
+        self.depthwise.push(DepthwiseConv { weight, multiplier });
+        self.set(out, Some(out_view));
     }
 
     fn matmul(&mut self, inputs: &[ValueId], out: ValueId) {
@@ -524,6 +594,7 @@ impl Analysis<'_> {
         Dependencies {
             sources: self.sources,
             groups,
+            depthwise: self.depthwise,
         }
     }
 }

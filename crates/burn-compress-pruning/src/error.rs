@@ -33,6 +33,20 @@ pub enum PruningError {
         /// Why.
         reason: String,
     },
+    /// A depthwise convolution's `groups` must change and nothing set it.
+    #[error(
+        "cannot shrink `{layer}`: it is a depthwise convolution whose groups go from {from} to \
+         {to}, and Burn keeps `groups` outside the parameters; shrink with a function that sets \
+         `{layer}.groups = {to}` (`shrink_regrouped` / `apply_plan_regrouped`)"
+    )]
+    Regroup {
+        /// The convolution's module path.
+        layer: String,
+        /// Groups before.
+        from: usize,
+        /// Groups after.
+        to: usize,
+    },
 }
 
 /// Result alias of this crate.

@@ -38,11 +38,11 @@ use burn_compress_graph::{capture, fold_constants, CaptureOptions, Graph, Op};
 
 pub use controller::{GroupStats, PruningController, PruningStatistics};
 pub use criterion::Criterion;
-pub use deps::{analyse, Dependencies, Follower, Group, Source};
+pub use deps::{analyse, Dependencies, DepthwiseConv, Follower, Group, Source};
 pub use error::{PruningError, Result};
-pub use plan::{AxisSlice, ShrinkPlan};
+pub use plan::{AxisSlice, GroupChange, ShrinkPlan};
 pub use settings::{Pruning, Ranking};
-pub use shrink::apply_plan;
+pub use shrink::{apply_plan, apply_plan_regrouped};
 
 /// Starts pruning `model`'s channels; choose the settings, then
 /// [`build`](PruneBuilder::build).

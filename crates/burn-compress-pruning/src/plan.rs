@@ -20,6 +20,15 @@ pub struct AxisSlice {
     pub kept: Vec<usize>,
 }
 
+/// How a depthwise convolution's `groups` changes when its channels shrink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupChange {
+    /// Groups before shrinking.
+    pub from: usize,
+    /// Groups after.
+    pub to: usize,
+}
+
 /// Per parameter path, the axes shrinking slices.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShrinkPlan {
@@ -27,6 +36,9 @@ pub struct ShrinkPlan {
     pub params: BTreeMap<String, Vec<AxisSlice>>,
     /// Dimensions of every parameter before shrinking (also those left alone).
     pub dims: BTreeMap<String, Vec<usize>>,
+    /// Depthwise convolutions (module path) whose `groups` change.
+    #[serde(default)]
+    pub regroup: BTreeMap<String, GroupChange>,
 }
 
 impl ShrinkPlan {
@@ -68,9 +80,22 @@ impl ShrinkPlan {
                 kept: (0..original).filter(|i| !gone.contains(i)).collect(),
             });
         }
+        let regroup = deps
+            .depthwise
+            .iter()
+            .filter_map(|conv| {
+                let slice = params.get(&conv.weight)?.iter().find(|s| s.axis == 0)?;
+                let change = GroupChange {
+                    from: slice.original / conv.multiplier,
+                    to: slice.kept.len() / conv.multiplier,
+                };
+                Some((conv.layer().to_string(), change))
+            })
+            .collect();
         Self {
             params,
             dims: dims.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            regroup,
         }
     }
 

@@ -14,7 +14,43 @@ use crate::plan::{AxisSlice, ShrinkPlan};
 
 /// Applies `plan` to `model`: the same type with smaller tensors. Parameters and the
 /// dimensions the plan was made for must match; the error names the first that does not.
+///
+/// A plan that prunes through a depthwise convolution changes its `groups`, a field Burn keeps
+/// outside the parameters: such a plan is refused here (naming the layer) and applied by
+/// [`apply_plan_regrouped`].
 pub fn apply_plan<M: Module>(model: M, plan: &ShrinkPlan) -> Result<M> {
+    if let Some((layer, change)) = plan.regroup.iter().next() {
+        return Err(PruningError::Regroup {
+            layer: layer.clone(),
+            from: change.from,
+            to: change.to,
+        });
+    }
+    shrink_tensors(model, plan)
+}
+
+/// [`apply_plan`] for plans that change depthwise convolutions' `groups`: `set_groups(model,
+/// layer, groups)` sets the `groups` field of the convolution at module path `layer` and returns
+/// whether it knew the layer, e.g.
+/// `|m, layer, g| match layer { "dw" => { m.dw.groups = g; true } _ => false }`.
+pub fn apply_plan_regrouped<M: Module>(
+    mut model: M,
+    plan: &ShrinkPlan,
+    mut set_groups: impl FnMut(&mut M, &str, usize) -> bool,
+) -> Result<M> {
+    for (layer, change) in &plan.regroup {
+        if !set_groups(&mut model, layer, change.to) {
+            return Err(PruningError::Regroup {
+                layer: layer.clone(),
+                from: change.from,
+                to: change.to,
+            });
+        }
+    }
+    shrink_tensors(model, plan)
+}
+
+fn shrink_tensors<M: Module>(model: M, plan: &ShrinkPlan) -> Result<M> {
     let output_axes: HashMap<String, usize> = weight_sites(&model)
         .into_iter()
         .map(|site| (site.param, site.kind.output_axis()))

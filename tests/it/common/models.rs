@@ -267,7 +267,7 @@ impl Conv1dNet {
     }
 }
 
-/// A stem, a plain and a depthwise-separable branch concatenated, a strided convolution and a
+/// A stem, a plain and a depthwise-separable branch (two filters per channel) concatenated, a strided convolution and a
 /// flatten into a Linear classifier: `[n, 3, 8, 8]` -> `[n, 5]`.
 #[derive(Module, Debug)]
 pub struct ConcatNet {
@@ -288,11 +288,11 @@ impl ConcatNet {
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
                 .init(d),
             branch: Conv2dConfig::new([8, 6], [1, 1]).init(d),
-            depthwise: Conv2dConfig::new([8, 8], [3, 3])
+            depthwise: Conv2dConfig::new([8, 16], [3, 3])
                 .with_groups(8)
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
                 .init(d),
-            pointwise: Conv2dConfig::new([8, 6], [1, 1]).init(d),
+            pointwise: Conv2dConfig::new([16, 6], [1, 1]).init(d),
             merge: Conv2dConfig::new([12, 10], [3, 3])
                 .with_stride([2, 2])
                 .init(d),
