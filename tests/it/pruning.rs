@@ -6,11 +6,13 @@
 use std::path::Path;
 
 use burn::module::Module;
+use burn::tensor::Device;
 use burn::tensor::Tensor;
 use burn_compress::openvino::{compare, export, ExportOptions};
 use burn_compress::prelude::*;
 use burn_compress::pruning::{apply_plan, GroupChange, ShrinkPlan};
-use burn_compress_recipes::{run_recipe, Recipe, ReferenceCnn};
+use burn_compress::shared::site::host_values;
+use burn_compress_recipes::{run_recipe, NoHook, Recipe, ReferenceCnn, Trainer};
 
 use crate::common::models::{reference_cnn, ConcatNet, ResNet};
 use crate::common::{assert_int8_layers, burn_forward, data, dev, mnist, ov_forward, trained_fp32};
@@ -312,6 +314,34 @@ fn pruning_with_quantization_exports_int8_on_every_layer() {
         c.max_rel_diff <= 2e-2 && c.top1_agreement == 1.0,
         "shrunk vs masked {c:?}"
     );
+    // The shrunk model keeps training: quantizer ranges and weights move, the loss falls.
+    let train = Device::flex().autodiff();
+    let data = mnist();
+    let (images, labels) = data.train.batch(&(0..64).collect::<Vec<_>>(), &train);
+    let mut trainer = Trainer::adam(1e-3);
+    let mut model = shrunk.to_device(&train).train();
+    let scale_before = host_values(
+        WeightTransform::quantizer_of(&model.conv2.conv.weight)
+            .unwrap()
+            .scale
+            .val(),
+    );
+    let mut losses = Vec::new();
+    for _ in 0..8 {
+        let (next, loss) = trainer.step(model, images.clone(), labels.clone(), &mut NoHook);
+        model = next;
+        losses.push(loss);
+    }
+    assert!(losses[7] < losses[0], "{losses:?}");
+    let scale_after = host_values(
+        WeightTransform::quantizer_of(&model.conv2.conv.weight)
+            .unwrap()
+            .scale
+            .val(),
+    );
+    assert_ne!(scale_before, scale_after);
+    assert_eq!(model.conv2.conv.weight.dims(), [32, 16, 3, 3]);
+    let shrunk = model.valid();
     let dir = tempfile::tempdir().unwrap();
     let xml = dir.path().join("pruned_int8.xml");
     let report = burn_compress::export(

@@ -179,6 +179,10 @@ fn run_config(config: &Path, data: Option<PathBuf>, out: &Path) -> Result<(), St
     if let Some(level) = summary.sparsity {
         println!("sparsity of the masked weights: {:.2} %", 100.0 * level);
     }
+    if let Some(pruning) = &summary.pruning {
+        println!("channel pruning (the saved and exported model is shrunk):");
+        print!("{pruning}");
+    }
     println!(
         "IR .bin: FP32 {} B, compressed {} B",
         bin_bytes("fp32.bin"),

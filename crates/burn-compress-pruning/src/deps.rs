@@ -357,7 +357,7 @@ impl Analysis<'_> {
             return;
         };
         let bias = inputs.get(2).and_then(|b| self.param(*b)).map(|(b, _)| b);
-        if groups == in_channels && groups > 1 && out_channels % in_channels == 0 {
+        if groups == in_channels && groups > 1 && out_channels.is_multiple_of(in_channels) {
             self.depthwise_conv(x, out, weight, bias, out_channels / in_channels);
             return;
         }

@@ -4,51 +4,59 @@
 //! global average pooling, Linear 512->10; input `[n, 3, 32, 32]`, 11.17 M parameters.
 
 use burn::module::Module;
-use burn::nn::conv::Conv2dConfig;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, LinearConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use burn_compress_core::fold_batch_norm;
-use burn_compress_quant::{QConv2d, QLinear};
+use burn_compress_quant::ActivationQuantizer;
 
-/// A convolution (with an activation-quantizer slot on its input) followed by an optional batch
-/// norm (`None` once folded).
+/// A convolution, an optional batch norm (`None` once folded), an optional ReLU and an
+/// activation-quantizer slot on the result.
+///
+/// Activations are quantized where they are produced, as NNCF places its quantizers: after the
+/// ReLU, or before a residual add. OpenVINO then fuses every FakeQuantize into the convolution
+/// (or add) that produces it, and each convolution reads and writes u8.
 #[derive(Module, Debug)]
 pub struct ConvBn {
     /// The convolution.
-    pub conv: QConv2d,
+    pub conv: Conv2d,
     /// Its batch norm.
     pub bn: Option<BatchNorm>,
+    /// Quantizer of the output.
+    pub quant: ActivationQuantizer,
 }
 
 impl ConvBn {
     fn new(input: usize, output: usize, kernel: usize, stride: usize, device: &Device) -> Self {
         let pad = kernel / 2;
         Self {
-            conv: QConv2d::new(
-                Conv2dConfig::new([input, output], [kernel, kernel])
-                    .with_stride([stride, stride])
-                    .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
-                    .with_bias(false)
-                    .init(device),
-            ),
+            conv: Conv2dConfig::new([input, output], [kernel, kernel])
+                .with_stride([stride, stride])
+                .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+                .with_bias(false)
+                .init(device),
             bn: Some(BatchNormConfig::new(output).init(device)),
+            quant: ActivationQuantizer::new(device),
         }
     }
 
-    /// `bn(conv(x))`.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = self.conv.forward(x);
-        match &self.bn {
-            Some(bn) => bn.forward(y),
-            None => y,
+    /// `quant(bn(conv(x)))`, with a ReLU before the quantizer if `relu`.
+    pub fn forward(&self, x: Tensor<4>, with_relu: bool) -> Tensor<4> {
+        let mut y = self.conv.forward(x);
+        if let Some(bn) = &self.bn {
+            y = bn.forward(y);
         }
+        if with_relu {
+            y = relu(y);
+        }
+        self.quant.forward(y)
     }
 
     fn fold(mut self, path: &str) -> burn_compress_core::Result<Self> {
         if let Some(bn) = self.bn.take() {
-            self.conv.conv = fold_batch_norm(self.conv.conv, &bn, path)?;
+            self.conv = fold_batch_norm(self.conv, &bn, &format!("{path}.conv"))?;
         }
         Ok(self)
     }
@@ -57,12 +65,14 @@ impl ConvBn {
 /// A residual basic block.
 #[derive(Module, Debug)]
 pub struct BasicBlock {
-    /// First 3x3 convolution (strided when downsampling).
+    /// First 3x3 convolution (strided when downsampling), with its ReLU.
     pub conv1: ConvBn,
-    /// Second 3x3 convolution.
+    /// Second 3x3 convolution, quantized before the add.
     pub conv2: ConvBn,
     /// 1x1 projection of the shortcut, when the shape changes.
     pub down: Option<ConvBn>,
+    /// Quantizer of the block's output.
+    pub out_quant: ActivationQuantizer,
 }
 
 impl BasicBlock {
@@ -72,31 +82,39 @@ impl BasicBlock {
             conv2: ConvBn::new(output, output, 3, 1, device),
             down: (stride != 1 || input != output)
                 .then(|| ConvBn::new(input, output, 1, stride, device)),
+            out_quant: ActivationQuantizer::new(device),
         }
     }
 
-    /// `relu(conv2(relu(conv1(x))) + shortcut(x))`.
+    /// `quant(relu(conv2(conv1(x)) + shortcut(x)))`; `x` arrives quantized.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = self.conv2.forward(relu(self.conv1.forward(x.clone())));
+        let y = self
+            .conv2
+            .forward(self.conv1.forward(x.clone(), true), false);
         let shortcut = match &self.down {
-            Some(down) => down.forward(x),
+            Some(down) => down.forward(x, false),
             None => x,
         };
-        relu(y + shortcut)
+        self.out_quant.forward(relu(y + shortcut))
     }
 }
 
-/// CIFAR-style ResNet-18.
+/// CIFAR-style ResNet-18, with activation-quantizer slots on the input, after every ReLU,
+/// before every residual add and after the global pooling.
 #[derive(Module, Debug)]
 pub struct CifarResNet18 {
-    /// 3x3 stem, 3 -> 64.
+    /// Quantizer of the input images.
+    pub input_quant: ActivationQuantizer,
+    /// 3x3 stem, 3 -> 64, with its ReLU.
     pub stem: ConvBn,
     /// The eight basic blocks.
     pub blocks: Vec<BasicBlock>,
     /// Global average pooling.
     pub pool: AdaptiveAvgPool2d,
+    /// Quantizer of the pooled features.
+    pub pool_quant: ActivationQuantizer,
     /// Classifier, 512 -> 10.
-    pub fc: QLinear,
+    pub fc: Linear,
 }
 
 impl CifarResNet18 {
@@ -110,20 +128,23 @@ impl CifarResNet18 {
             channels = width;
         }
         Self {
+            input_quant: ActivationQuantizer::new(device),
             stem: ConvBn::new(3, 64, 3, 1, device),
             blocks,
             pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
-            fc: QLinear::new(LinearConfig::new(512, 10).init(device)),
+            pool_quant: ActivationQuantizer::new(device),
+            fc: LinearConfig::new(512, 10).init(device),
         }
     }
 
     /// Logits `[n, 10]` for images `[n, 3, 32, 32]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(self.stem.forward(x));
+        let mut x = self.stem.forward(self.input_quant.forward(x), true);
         for block in &self.blocks {
             x = block.forward(x);
         }
-        self.fc.forward(self.pool.forward(x).flatten(1, 3))
+        let pooled = self.pool_quant.forward(self.pool.forward(x));
+        self.fc.forward(pooled.flatten(1, 3))
     }
 
     /// Folds every batch norm into its convolution (eval-mode equivalent network).
@@ -140,6 +161,7 @@ impl CifarResNet18 {
                         .down
                         .map(|d| d.fold(&format!("blocks.{i}.down")))
                         .transpose()?,
+                    out_quant: b.out_quant,
                 })
             })
             .collect::<burn_compress_core::Result<Vec<_>>>()?;
