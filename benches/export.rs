@@ -1,9 +1,13 @@
 //! Export benchmark, one run, release: `cargo bench --bench export`.
 //!
 //! Reports the export time (capture + lowering + writing, dynamic batch) of the reference CNN and
-//! of a ResNet-18-sized network, and OpenVINO's CPU throughput at batch 64 for the reference
-//! CNN's INT8 IR (quantized with burn-compress-quant) over its FP32 IR.
+//! of a ResNet-18-sized network, and OpenVINO's CPU throughput at batch 64 of the reference CNN's
+//! IRs, interleaved in rounds: our INT8 IR (quantized with burn-compress-quant) over our FP32 IR
+//! and over NNCF's INT8 IR of the same network (`tests/data/nncf-reference-cnn`), at OpenVINO's
+//! defaults and with the f32 hint. Env: `BENCH_ROUNDS` (default 5), `BENCH_SECONDS` (default 2),
+//! `EXPORT_BENCH_OUT` (keep the IRs in this folder).
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use burn::module::Module;
@@ -11,10 +15,13 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
-use burn::tensor::{Device, Tensor, TensorData};
-use burn_compress::openvino::{export, ExportOptions, Precision, Runtime};
+use burn::tensor::{Device, Tensor};
+use burn_compress::openvino::{export, ExportOptions};
 use burn_compress::quant::RangeInit;
 use burn_compress_recipes::{Mnist, ReferenceCnn};
+
+mod common;
+use common::compare;
 
 #[derive(Module, Debug)]
 struct Block {
@@ -122,29 +129,13 @@ fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
     (best, last.unwrap())
 }
 
-/// Images per second at batch 64 with one synchronous request, over about `seconds`.
-fn throughput(xml: &std::path::Path, precision: Precision, seconds: f64) -> f64 {
-    let mut runtime = Runtime::new().expect("OpenVINO runtime");
-    let mut compiled = runtime.compile(xml, precision).expect("compile");
-    let values: Vec<f32> = (0..64 * 784)
-        .map(|i| ((i * 37 % 255) as f32 / 255.0 - 0.13) / 0.31)
-        .collect();
-    let input = TensorData::new(values, [64, 1, 28, 28]);
-    for _ in 0..10 {
-        compiled.infer(&input).expect("infer");
-    }
-    let start = Instant::now();
-    let mut n = 0usize;
-    while start.elapsed().as_secs_f64() < seconds {
-        compiled.infer(&input).expect("infer");
-        n += 64;
-    }
-    n as f64 / start.elapsed().as_secs_f64()
-}
-
 fn main() {
     let device = Device::flex();
-    let dir = tempfile::tempdir().unwrap();
+    let temporary = tempfile::tempdir().unwrap();
+    let dir = std::env::var_os("EXPORT_BENCH_OUT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| temporary.path().to_path_buf());
+    std::fs::create_dir_all(&dir).expect("output folder");
     let options = ExportOptions::default();
     let forward = |m: &ReferenceCnn, x| m.forward(x);
 
@@ -162,8 +153,8 @@ fn main() {
             m.forward(x);
         })
         .unwrap();
-    let fp32_xml = dir.path().join("cnn_fp32.xml");
-    let int8_xml = dir.path().join("cnn_int8.xml");
+    let fp32_xml = dir.join("cnn_fp32.xml");
+    let int8_xml = dir.join("cnn_int8.xml");
     let (t_fp32, r_fp32) = best_of(5, || {
         export(&fp32, [1, 1, 28, 28], forward, &fp32_xml, &options).unwrap()
     });
@@ -184,7 +175,7 @@ fn main() {
     );
 
     let resnet = ResNet18::new(&device);
-    let resnet_xml = dir.path().join("resnet18.xml");
+    let resnet_xml = dir.join("resnet18.xml");
     let (t_res, r_res) = best_of(3, || {
         export(
             &resnet,
@@ -202,12 +193,22 @@ fn main() {
         r_res.bin_bytes as f64 / 1e6
     );
 
-    for (label, precision) in [
-        ("default precision", Precision::Default),
-        ("f32 precision hint", Precision::F32),
-    ] {
-        let f = throughput(&fp32_xml, precision, 3.0);
-        let q = throughput(&int8_xml, precision, 3.0);
-        println!("OpenVINO CPU, batch 64, {label}: FP32 IR {f:>9.0} img/s, INT8 IR {q:>9.0} img/s, INT8/FP32 {:.2}x", q / f);
-    }
+    // Throughput: ours and NNCF's IRs of the same network (NNCF 3.4 QAT, OpenVINO 2026.4.1;
+    // weights do not change the speed), interleaved.
+    let nncf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/nncf-reference-cnn");
+    compare(
+        "reference CNN",
+        &[
+            ("ours FP32", fp32_xml),
+            ("ours INT8", int8_xml),
+            ("NNCF FP32", nncf.join("peer_fp32.xml")),
+            ("NNCF INT8", nncf.join("peer_int8.xml")),
+        ],
+        [1, 28, 28],
+        &[
+            (1, 0, "ours INT8/ours FP32"),
+            (1, 3, "ours INT8/NNCF INT8"),
+            (3, 2, "NNCF INT8/NNCF FP32"),
+        ],
+    );
 }

@@ -8,26 +8,21 @@
 //! f32 hint), interleaved in rounds; the NNCF IRs of the ResNet-18 (dense, and pruned by
 //! Torch-Pruning) run in the same rounds when found.
 //!
-//! Env: `PRUNING_BENCH_ROUNDS` (default 5), `PRUNING_BENCH_SECONDS` (per IR and round, default
-//! 2), `NNCF_RESNET18_DIR` (default `../shared/data/nncf-resnet18`), `PRUNING_BENCH_OUT` (keep
-//! the IRs in this folder).
+//! Env: `BENCH_ROUNDS` (default 5), `BENCH_SECONDS` (per IR and round, default 2),
+//! `NNCF_RESNET18_DIR` (default `../shared/data/nncf-resnet18`), `PRUNING_BENCH_OUT` (keep the
+//! IRs in this folder).
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use burn::module::Module;
-use burn::tensor::{Device, Distribution, Tensor, TensorData};
-use burn_compress::openvino::{ExportOptions, Precision, Runtime};
+use burn::tensor::{Device, Distribution, Tensor};
+use burn_compress::openvino::ExportOptions;
 use burn_compress::prelude::*;
 use burn_compress_recipes::resnet::CifarResNet18;
 use burn_compress_recipes::ReferenceCnn;
 
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod common;
+use common::{compare, env};
 
 /// Quantizes `model` with ranges from two random batches of `shape`.
 fn int8<M: Module>(model: M, shape: [usize; 4], forward: impl Fn(&M, Tensor<4>) -> Tensor<2>) -> M {
@@ -72,111 +67,6 @@ fn export_int8<M: Module>(
     xml: &Path,
 ) {
     burn_compress::export(model, shape, forward, xml, &ExportOptions::default()).expect("export");
-}
-
-/// A compiled IR with its batch-64 input.
-struct Measured {
-    compiled: burn_compress::openvino::CompiledIr,
-    input: TensorData,
-}
-
-impl Measured {
-    fn new(runtime: &mut Runtime, xml: &Path, precision: Precision, image: [usize; 3]) -> Self {
-        let mut compiled = runtime.compile(xml, precision).expect("compile");
-        let n: usize = 64 * image.iter().product::<usize>();
-        let values: Vec<f32> = (0..n)
-            .map(|i| ((i * 37 % 255) as f32 / 127.0) - 1.0)
-            .collect();
-        let input = TensorData::new(values, [64, image[0], image[1], image[2]]);
-        for _ in 0..5 {
-            compiled.infer(&input).expect("infer");
-        }
-        Self { compiled, input }
-    }
-
-    /// Images per second at batch 64 over about `seconds`, one synchronous request.
-    fn throughput(&mut self, seconds: f64) -> f64 {
-        let start = Instant::now();
-        let mut images = 0usize;
-        while start.elapsed().as_secs_f64() < seconds {
-            self.compiled.infer(&self.input).expect("infer");
-            images += 64;
-        }
-        images as f64 / start.elapsed().as_secs_f64()
-    }
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    }
-}
-
-/// Runs every IR of `irs` once per round and precision (compiled once; the order alternates
-/// between rounds); prints the ratios `ratios` asks for (numerator, denominator, label), per
-/// round and their range and median over all rounds.
-fn compare(
-    title: &str,
-    irs: &[(&str, PathBuf)],
-    image: [usize; 3],
-    ratios: &[(usize, usize, &str)],
-) {
-    let rounds: usize = env("PRUNING_BENCH_ROUNDS", 5);
-    let seconds: f64 = env("PRUNING_BENCH_SECONDS", 2.0);
-    let mut runtime = Runtime::new().expect("OpenVINO runtime");
-    for (label, precision) in [
-        ("defaults", Precision::Default),
-        ("f32 hint", Precision::F32),
-    ] {
-        let mut models: Vec<Measured> = irs
-            .iter()
-            .map(|(_, xml)| Measured::new(&mut runtime, xml, precision, image))
-            .collect();
-        let mut per_ratio: Vec<Vec<f64>> = vec![Vec::new(); ratios.len()];
-        for round in 1..=rounds {
-            let mut speeds = vec![0.0; models.len()];
-            let mut order: Vec<usize> = (0..models.len()).collect();
-            if round % 2 == 0 {
-                order.reverse();
-            }
-            for i in order {
-                speeds[i] = models[i].throughput(seconds);
-            }
-            let listed: Vec<String> = irs
-                .iter()
-                .zip(&speeds)
-                .map(|((name, _), s)| format!("{name} {s:.0}"))
-                .collect();
-            let ratio_text: Vec<String> = ratios
-                .iter()
-                .enumerate()
-                .map(|(k, (a, b, what))| {
-                    let r = speeds[*a] / speeds[*b];
-                    per_ratio[k].push(r);
-                    format!("{what} {r:.2}x")
-                })
-                .collect();
-            println!(
-                "{title}, {label}, round {round}: img/s {} | {}",
-                listed.join(", "),
-                ratio_text.join(", ")
-            );
-        }
-        for ((_, _, what), values) in ratios.iter().zip(&per_ratio) {
-            let low = values.iter().cloned().fold(f64::INFINITY, f64::min);
-            let high = values.iter().cloned().fold(0.0, f64::max);
-            println!(
-                "{title}, {label}: {what} {low:.2}x to {high:.2}x, median {:.2}x over {rounds} \
-                 rounds",
-                median(values)
-            );
-        }
-    }
 }
 
 fn main() {
@@ -240,6 +130,7 @@ fn main() {
         irs.push(("Torch-Pruning+NNCF pruned", nncf.join("pruned_int8.xml")));
         ratios.push((3, 2, "their pruned/dense"));
         ratios.push((1, 3, "ours pruned/their pruned"));
+        ratios.push((0, 2, "ours dense/NNCF dense"));
     } else {
         println!(
             "(NNCF IRs not found in {}: set NNCF_RESNET18_DIR)",

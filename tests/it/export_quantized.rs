@@ -18,7 +18,7 @@ use burn_compress_recipes::{Mnist, ReferenceCnn};
 use crate::common::models::reference_cnn;
 use crate::common::{
     assert_int8_compute, assert_int8_layers, burn_forward, data, dev, is_int8, mnist, ov_forward,
-    runtime_compute_layers,
+    runtime_compute_layers, standalone_fake_quantize,
 };
 
 fn fq<const D: usize>(x: Tensor<D>, il: Tensor<D>, r: Tensor<D>, levels: u32) -> Tensor<D> {
@@ -251,6 +251,14 @@ fn qat_reference_cnn_exports_to_int8() {
     assert_eq!(c.rows, data.test.len());
     assert!(c.top1_agreement >= 0.999, "{c:?}");
     assert_int8_layers(&int8_xml, "1,1,28,28", 4);
+    // The quantizers after MaxPool and the flatten moved up to the ReLUs: OpenVINO fuses them
+    // into the convolutions, as it does for NNCF's IR of the same network.
+    let ours = standalone_fake_quantize(&int8_xml, "64,1,28,28");
+    let nncf =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/nncf-reference-cnn/peer_int8.xml");
+    let theirs = standalone_fake_quantize(&nncf, "64,1,28,28");
+    println!("standalone FakeQuantize: ours {ours:?}, NNCF {theirs:?}");
+    assert!(ours.len() <= theirs.len(), "ours {ours:?}, NNCF {theirs:?}");
 }
 
 #[derive(Module, Debug)]

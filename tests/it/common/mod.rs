@@ -135,30 +135,47 @@ pub fn bn(c: usize, seed: u64) -> BatchNorm {
 /// The Convolution / MatMul / FullyConnected layers of the runtime model (OpenVINO picks its
 /// kernels at compile time): `(name, layerType, runtimePrecision, primitiveType)`.
 pub fn runtime_compute_layers(xml: &Path, shape: &str) -> Vec<[String; 4]> {
-    let answer = ov_check(&["runtime", "--xml", xml.to_str().unwrap(), "--shape", shape]);
     let mut out = Vec::new();
-    for l in answer["layers"].as_array().unwrap() {
-        let field = |k: &str| l[k].as_str().unwrap_or("").to_string();
-        let kind = field("layerType");
+    for l in runtime_layers(xml, shape) {
         if matches!(
-            kind.as_str(),
+            l[1].as_str(),
             "Convolution" | "MatMul" | "FullyConnected" | "GroupConvolution"
         ) {
-            println!(
-                "  {kind:<16} {:<48} {:<4} {}",
-                field("name"),
-                field("runtimePrecision"),
-                field("primitiveType")
-            );
-            out.push([
-                field("name"),
-                kind,
-                field("runtimePrecision"),
-                field("primitiveType"),
-            ]);
+            println!("  {:<16} {:<48} {:<4} {}", l[1], l[0], l[2], l[3]);
+            out.push(l);
         }
     }
     out
+}
+
+/// Every layer of the runtime model OpenVINO compiles for CPU from `xml` at `shape`: name,
+/// layer type, runtime precision, primitive.
+pub fn runtime_layers(xml: &Path, shape: &str) -> Vec<[String; 4]> {
+    let answer = ov_check(&["runtime", "--xml", xml.to_str().unwrap(), "--shape", shape]);
+    answer["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let field = |k: &str| l[k].as_str().unwrap_or("").to_string();
+            [
+                field("name"),
+                field("layerType"),
+                field("runtimePrecision"),
+                field("primitiveType"),
+            ]
+        })
+        .collect()
+}
+
+/// The FakeQuantize layers OpenVINO runs on their own (not fused into a producer): layers of
+/// type FakeQuantize, or subgraphs named after one.
+pub fn standalone_fake_quantize(xml: &Path, shape: &str) -> Vec<String> {
+    runtime_layers(xml, shape)
+        .into_iter()
+        .filter(|l| l[1] == "FakeQuantize" || (l[1] == "Subgraph" && l[0].contains("FakeQuantize")))
+        .map(|l| l[0].clone())
+        .collect()
 }
 
 pub fn is_int8(layer: &[String; 4]) -> bool {
