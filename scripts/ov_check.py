@@ -8,6 +8,9 @@ Prints one JSON object on stdout.
       on zeros, and lists the runtime model's layers: name, layerType, runtimePrecision,
       primitiveType, originalLayersNames.
 
+  ov_check.py io --xml model.xml --shape 1,1,28,28
+      Reads the IR and prints the names of its inputs and outputs.
+
   ov_check.py infer --xml model.xml --input x.f32 --shape 2,1,28,28 --output y.f32 [--precision f32]
       Runs the IR on raw little-endian f32 input and writes the first output as raw f32;
       prints its shape.
@@ -36,7 +39,7 @@ def parse_shape(text):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["runtime", "infer"])
+    parser.add_argument("mode", choices=["runtime", "infer", "io"])
     parser.add_argument("--xml", required=True)
     parser.add_argument("--shape", required=True)
     parser.add_argument("--input")
@@ -46,7 +49,11 @@ def main():
     shape = parse_shape(args.shape)
     core = ov.Core()
 
-    if args.mode == "runtime":
+    if args.mode == "io":
+        model = core.read_model(args.xml)
+        names = lambda ports: [sorted(p.get_names()) for p in ports]
+        print(json.dumps({"inputs": names(model.inputs), "outputs": names(model.outputs)}))
+    elif args.mode == "runtime":
         compiled = compile_model(core, args.xml, shape, args.precision)
         compiled.create_infer_request().infer({0: np.zeros(shape, dtype=np.float32)})
         layers = []

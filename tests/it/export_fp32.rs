@@ -143,3 +143,50 @@ fn python_check_script_agrees_with_the_rust_runtime() {
     let c = compare(&py, &rust, 10);
     assert!(c.max_abs_diff <= 1e-5, "{c:?}");
 }
+
+#[test]
+fn exported_files_are_readable_and_carry_the_given_names() {
+    let m = reference_cnn(3);
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join("named.xml");
+    let options = ExportOptions {
+        input_names: vec!["images".into()],
+        output_names: vec!["logits".into()],
+        ..ExportOptions::default()
+    };
+    let forward = |m: &ReferenceCnn, x| m.forward(x);
+    let report = export(&m, [1, 1, 28, 28], forward, &xml, &options).unwrap();
+    let io = ov_check(&["io", "--xml", xml.to_str().unwrap(), "--shape", "1,1,28,28"]);
+    assert_eq!(io["inputs"], serde_json::json!([["images"]]), "{io}");
+    assert_eq!(io["outputs"], serde_json::json!([["logits"]]), "{io}");
+    // 0644 less the umask (a plain file here gets 0666 less the umask), not owner-only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, b"").unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&report.xml), 0o644 & mode(&plain));
+        assert_eq!(mode(&report.bin), 0o644 & mode(&plain));
+    }
+    let input = data(&[2, 1, 28, 28], 6);
+    let c = compare(
+        &burn_forward(&m, &input, &forward),
+        &ov_forward(&xml, &input),
+        10,
+    );
+    assert!(c.max_rel_diff <= 1e-4, "{c:?}");
+
+    let bad = |input_names: Vec<&str>| {
+        let options = ExportOptions {
+            input_names: input_names.into_iter().map(String::from).collect(),
+            ..ExportOptions::default()
+        };
+        let xml = dir.path().join("bad.xml");
+        let error = export(&m, [1, 1, 28, 28], forward, &xml, &options).unwrap_err();
+        assert!(!xml.exists());
+        error.to_string()
+    };
+    assert!(bad(vec!["a", "b"]).contains("`input_names`: 2 names given, the model has 1"));
+    assert!(bad(vec![" "]).contains("empty"));
+}

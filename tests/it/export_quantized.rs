@@ -15,7 +15,7 @@ use burn_compress::openvino::{compare, export, ExportOptions, Precision, Runtime
 use burn_compress::quant::RangeInit;
 use burn_compress_recipes::{Mnist, ReferenceCnn};
 
-use crate::common::models::reference_cnn;
+use crate::common::models::{reference_cnn, ResNet};
 use crate::common::{
     assert_int8_compute, assert_int8_layers, burn_forward, data, dev, is_int8, mnist, ov_forward,
     runtime_compute_layers, standalone_fake_quantize,
@@ -237,6 +237,7 @@ fn qat_reference_cnn_exports_to_int8() {
         (4, 4),
         "{q:?}"
     );
+    assert!(q.float_inputs.is_empty(), "{:?}", q.float_inputs);
     let ratio = q.bin_bytes as f64 / f.bin_bytes as f64;
     println!(
         "bin: fp32 {} B, int8 {} B, ratio {ratio:.3}",
@@ -332,4 +333,64 @@ fn quantized_conv1d_depthwise_and_3d_linear_run_in_int8() {
     assert!(c.max_rel_diff <= 2e-2, "{c:?}");
     assert!(c.top1_agreement >= 0.95, "{c:?}");
     assert_int8_compute(&xml, "2,8,6,6", 4, true);
+}
+
+#[test]
+fn layers_whose_input_has_no_quantizer_are_reported_as_running_in_floating_point() {
+    let mnist_data = mnist();
+    let calib = mnist_data.train.take(100);
+    let batches: Vec<Tensor<4>> = vec![calib.batch(&(0..100).collect::<Vec<_>>(), &dev()).0];
+    let forward = |m: &ReferenceCnn, x| m.forward(x);
+    let fp32 = reference_cnn(12).fold_batch_norms().unwrap();
+    let qat = burn_compress::quantize(fp32)
+        .ignore("fc1.input_quant")
+        .init_ranges(RangeInit::MinMax, batches, |m, x| {
+            m.forward(x);
+        })
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join("partial.xml");
+    let report = burn_compress::export(
+        &qat,
+        [1, 1, 28, 28],
+        forward,
+        &xml,
+        &ExportOptions::default(),
+    )
+    .unwrap();
+    let layers: Vec<&str> = report
+        .float_inputs
+        .iter()
+        .map(|f| f.layer.as_str())
+        .collect();
+    assert_eq!(layers, ["fc1.linear"], "{:?}", report.float_inputs);
+    assert!(report.float_input_advice()[0].contains("wrap the layer"));
+    // OpenVINO agrees: that one layer runs in floating point, the other three in INT8.
+    let compute = runtime_compute_layers(&xml, "1,1,28,28");
+    let float: Vec<_> = compute.iter().filter(|l| !is_int8(l)).collect();
+    assert_eq!((compute.len(), float.len()), (4, 1), "{compute:?}");
+
+    // A model of stock layers: every quantized layer is reported, and none runs in INT8.
+    let stock = burn_compress::quantize(ResNet::new())
+        .init_ranges(
+            RangeInit::MinMax,
+            vec![Tensor::from_data(data(&[2, 3, 16, 16], 13), &dev())],
+            |m, x| {
+                m.forward(x);
+            },
+        )
+        .unwrap();
+    let xml = dir.path().join("stock.xml");
+    let report = burn_compress::export(
+        &stock,
+        [1, 3, 16, 16],
+        |m: &ResNet, x| m.forward(x),
+        &xml,
+        &ExportOptions::default(),
+    )
+    .unwrap();
+    let compute = runtime_compute_layers(&xml, "1,3,16,16");
+    assert_eq!(report.float_inputs.len(), report.quantized_weights().len());
+    assert_eq!(report.float_inputs.len(), compute.len());
+    assert!(compute.iter().all(|l| !is_int8(l)), "{compute:?}");
 }

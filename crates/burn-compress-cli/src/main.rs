@@ -105,6 +105,9 @@ fn export_model(model: &ReferenceCnn, path: &Path, name: &str) -> Result<(), Str
         report.quantized_weights().len(),
         report.elapsed.as_secs_f64() * 1e3
     );
+    for advice in report.float_input_advice() {
+        println!("  warning: {advice}");
+    }
     for weight in &report.weights {
         println!(
             "  {:<20} {:>4} {:>8} values, {:>5.1} % zero",

@@ -6,6 +6,7 @@
 //! removes identities. The graph knows nothing of any export format.
 
 pub mod capture;
+pub mod diagnose;
 pub mod dynamic;
 pub mod error;
 pub mod fake_quant;
@@ -15,6 +16,7 @@ pub mod passes;
 pub mod tensor;
 
 pub use capture::{capture, CaptureOptions};
+pub use diagnose::{float_inputs, FloatInput};
 pub use error::{GraphError, Result};
 pub use fake_quant::{match_fake_quantize, FakeQuantMatch};
 pub use fold::{eval_const, fold_constants};

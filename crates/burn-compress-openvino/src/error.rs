@@ -28,6 +28,14 @@ pub enum ExportError {
         /// Why.
         reason: String,
     },
+    /// An export option is invalid for this model.
+    #[error("export option `{option}`: {reason}")]
+    Option {
+        /// The option (`input_names`, `output_names`).
+        option: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// Writing the files failed (nothing is left behind).
     #[error("cannot write {path}: {source}")]
     Io {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use burn::module::Module;
 use burn::tensor::Tensor;
-use burn_compress_graph::{capture, prepare, CaptureOptions, Graph};
+use burn_compress_graph::{capture, float_inputs, prepare, CaptureOptions, FloatInput, Graph};
 
 use crate::error::{ExportError, Result};
 use crate::ir::{ElementType, IrModel, WeightSummary};
@@ -20,6 +20,10 @@ pub struct ExportOptions {
     pub dynamic_batch: bool,
     /// Model name written in the IR.
     pub name: String,
+    /// Names of the IR's inputs, in order (empty: `input`, or `input0`, `input1`, ..).
+    pub input_names: Vec<String>,
+    /// Names of the IR's outputs, in order (empty: `output`, or `output0`, ..).
+    pub output_names: Vec<String>,
     /// Quantizers that must survive into the IR; checked before anything is written.
     pub expect: ExpectedQuantizers,
 }
@@ -29,6 +33,8 @@ impl Default for ExportOptions {
         Self {
             dynamic_batch: true,
             name: "burn_model".into(),
+            input_names: Vec::new(),
+            output_names: Vec::new(),
             expect: ExpectedQuantizers::default(),
         }
     }
@@ -90,6 +96,32 @@ impl ExpectedQuantizers {
     }
 }
 
+/// The names of `count` inputs or outputs: `given` (checked: one per value, distinct, not empty)
+/// or `default` (numbered when there are several).
+fn io_names(
+    option: &'static str,
+    given: &[String],
+    count: usize,
+    default: &str,
+) -> Result<Vec<String>> {
+    if given.is_empty() {
+        return Ok(match count {
+            1 => vec![default.to_string()],
+            _ => (0..count).map(|k| format!("{default}{k}")).collect(),
+        });
+    }
+    let reason = if given.len() != count {
+        format!("{} names given, the model has {count}", given.len())
+    } else if let Some(empty) = given.iter().position(|n| n.trim().is_empty()) {
+        format!("name {empty} is empty")
+    } else if let Some(k) = (1..given.len()).find(|&k| given[..k].contains(&given[k])) {
+        format!("`{}` is given twice", given[k])
+    } else {
+        return Ok(given.to_vec());
+    };
+    Err(ExportError::Option { option, reason })
+}
+
 /// What an export produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportReport {
@@ -103,6 +135,9 @@ pub struct ExportReport {
     pub activation_quantizers: Vec<String>,
     /// Every Convolution / MatMul weight: element type and zeros.
     pub weights: Vec<WeightSummary>,
+    /// Convolutions / MatMuls whose weight is quantized but whose input has no quantizer:
+    /// OpenVINO runs them in floating point (see [`ExportReport::float_input_advice`]).
+    pub float_inputs: Vec<FloatInput>,
     /// IR layers written.
     pub layers: usize,
     /// Time from capture to files on disk.
@@ -141,7 +176,23 @@ where
 /// `options.expect`.
 pub fn graph_to_ir(mut graph: Graph, options: &ExportOptions) -> Result<IrModel> {
     prepare(&mut graph)?;
-    let ir = lower(&graph, &options.name)?;
+    let output_names = io_names(
+        "output_names",
+        &options.output_names,
+        graph.outputs.len(),
+        "output",
+    )?;
+    let input_names = io_names(
+        "input_names",
+        &options.input_names,
+        graph.inputs.len(),
+        "input",
+    )?;
+    for (input, name) in graph.inputs.clone().into_iter().zip(input_names) {
+        graph.values[input.0].name = name;
+    }
+    let mut ir = lower(&graph, &options.name, &output_names)?;
+    ir.float_inputs = float_inputs(&graph);
     options.expect.check(&ir)?;
     Ok(ir)
 }
@@ -153,6 +204,22 @@ impl ExportReport {
             .iter()
             .filter(|w| matches!(w.element, ElementType::I8 | ElementType::U8))
             .map(|w| w.param.as_str())
+            .collect()
+    }
+
+    /// One line per layer of [`float_inputs`](Self::float_inputs): what OpenVINO will do with
+    /// it and how to fix it.
+    pub fn float_input_advice(&self) -> Vec<String> {
+        self.float_inputs
+            .iter()
+            .map(|f| {
+                format!(
+                    "`{}` ({}): its weight is quantized but its input is not, so OpenVINO runs it \
+                     in floating point; quantize the input: wrap the layer (QConv1d, QConv2d, \
+                     QLinear) or put an ActivationQuantizer before it",
+                    f.layer, f.op
+                )
+            })
             .collect()
     }
 }
@@ -176,6 +243,7 @@ pub fn export_graph(
         bin_bytes: ir.bin.len(),
         activation_quantizers: ir.activation_quantizers.clone(),
         weights: ir.weights.clone(),
+        float_inputs: ir.float_inputs.clone(),
         layers: ir.layers.len(),
         elapsed: start.elapsed(),
     })

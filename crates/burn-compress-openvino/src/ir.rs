@@ -1,5 +1,7 @@
 //! An in-memory OpenVINO IR v11 model: layers with typed ports, edges, and the weights blob.
 
+use burn_compress_graph::FloatInput;
+
 /// Element types used in the IR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ElementType {
@@ -123,6 +125,8 @@ pub struct IrModel {
     /// For each activation `FakeQuantize` layer, the parameter its range came from (empty when
     /// the range was a plain constant).
     pub activation_quantizers: Vec<String>,
+    /// Layers whose weight is quantized but whose input is not (they run in floating point).
+    pub float_inputs: Vec<FloatInput>,
 }
 
 impl IrModel {

@@ -8,8 +8,9 @@ use crate::error::{ExportError, Result};
 use crate::ir::{attr, join, ElementType, IrModel, Port, PortRef, WeightSummary};
 use crate::weights::{quantize_weight, Dense, Layout};
 
-/// Lowers `graph` (after [`burn_compress_graph::prepare`]) into an IR model named `name`.
-pub fn lower(graph: &Graph, name: &str) -> Result<IrModel> {
+/// Lowers `graph` (after [`burn_compress_graph::prepare`]) into an IR model named `name`, its
+/// outputs named `output_names` (`output{k}` where none is given).
+pub fn lower(graph: &Graph, name: &str, output_names: &[String]) -> Result<IrModel> {
     let mut l = Lowerer {
         graph,
         ir: IrModel::new(name),
@@ -55,11 +56,10 @@ pub fn lower(graph: &Graph, name: &str) -> Result<IrModel> {
     }
     for (k, output) in graph.outputs.iter().enumerate() {
         let port = l.port_of(*output)?;
-        let label = if graph.outputs.len() == 1 {
-            "output".to_string()
-        } else {
-            format!("output{k}")
-        };
+        let label = output_names
+            .get(k)
+            .cloned()
+            .unwrap_or_else(|| format!("output{k}"));
         l.ir.layers[port.layer].output_names = Some(label.clone());
         l.ir.add_layer(
             "Result",

@@ -33,10 +33,13 @@ pub fn write_pair(path: &Path, xml: &[u8], bin: &[u8]) -> Result<(PathBuf, PathB
         move |source| ExportError::Io { path: p, source }
     };
     let temp = |data: &[u8], target: &Path| -> Result<tempfile::NamedTempFile> {
-        let mut f = tempfile::Builder::new()
-            .prefix(".burn-compress-")
-            .tempfile_in(&dir)
-            .map_err(io(target))?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".burn-compress-");
+        // Readable by everyone (less the umask), like any file a deployment copies: temporary
+        // files are otherwise created owner-only.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+        let mut f = builder.tempfile_in(&dir).map_err(io(target))?;
         f.write_all(data).map_err(io(target))?;
         f.as_file().sync_all().map_err(io(target))?;
         Ok(f)
