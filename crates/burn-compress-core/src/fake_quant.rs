@@ -87,6 +87,27 @@ pub fn fake_quantize_integer<const D: usize>(
         .mul(step)
 }
 
+/// Scalar counterparts of [`fake_quantize`] and [`fake_quantize_integer`] for values on the host
+/// (range search, weight lowering): the same operation order and rounding (half to even), so
+/// host and tensor code land on the same level for every input.
+pub mod host {
+    /// `k = round(clamp((x − low)/range, 0, 1)·(levels − 1))`.
+    pub fn level(x: f32, low: f32, range: f32, levels: u32) -> f32 {
+        (((x - low) / range).clamp(0.0, 1.0) * (levels - 1) as f32).round_ties_even()
+    }
+
+    /// OpenVINO's form: `k/(levels − 1)·range + low`.
+    pub fn fake_quantize(x: f32, low: f32, range: f32, levels: u32) -> f32 {
+        level(x, low, range, levels) / (levels - 1) as f32 * range + low
+    }
+
+    /// The grid's zero point, `round(−low/range·(levels − 1))`: level `zp` is 0.0 when `low` is
+    /// aligned to the grid.
+    pub fn zero_point(low: f32, range: f32, levels: u32) -> f32 {
+        (-low / range * (levels - 1) as f32).round_ties_even()
+    }
+}
+
 /// Which arithmetic a fake-quantizer's value follows; both land on the same grid points.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Form {

@@ -1,6 +1,7 @@
 //! Weight constants in the layout the consuming OpenVINO op wants, and fake-quantized weights
 //! turned into integer constants with their dequantization scale and zero point.
 
+use burn_compress_core::fake_quant::host;
 use burn_compress_graph::ConstTensor;
 
 /// How a weight is laid out for its consumer.
@@ -110,11 +111,12 @@ impl QuantizedWeight {
     }
 }
 
-/// Quantizes constant `w` as `FakeQuantize(w; il, ih, il, ih, levels)` does: `k =
-/// round(clamp((w - il) / (ih - il), 0, 1) * (levels - 1))`, step `(ih - il) / (levels - 1)`,
-/// zero point `round(-il / step)`. When the whole integer grid `[-zp, levels - 1 - zp]` of every
-/// channel fits in i8 (symmetric quantizers), the weight is stored signed as `k - zp` with no
-/// zero point; otherwise as unsigned `k` with the zero point.
+/// Quantizes constant `w` as `FakeQuantize(w; il, ih, il, ih, levels)` does, with the host
+/// numerics the training-time quantizer uses ([`host`]): level `k = round(clamp((w − il)/r, 0, 1)
+/// ·(levels − 1))`, step `r/(levels − 1)`, zero point `round(−il/r·(levels − 1))`, `r = ih − il`.
+/// When the whole integer grid `[-zp, levels - 1 - zp]` of every channel fits in i8 (symmetric
+/// quantizers), the weight is stored signed as `k - zp` with no zero point; otherwise as unsigned
+/// `k` with the zero point.
 pub fn quantize_weight(
     w: &ConstTensor,
     il: &ConstTensor,
@@ -123,18 +125,33 @@ pub fn quantize_weight(
 ) -> Option<QuantizedWeight> {
     let l = (levels - 1) as f32;
     let range = ih.zip(il, |h, lo| h - lo).ok()?;
-    let t = w
-        .zip(il, |x, lo| x - lo)
-        .ok()?
-        .zip(&range, |x, r| x / r)
-        .ok()?;
-    let k = t.map(|v| (v.clamp(0.0, 1.0) * l).round_ties_even());
-    let step = range.map(|r| r / l);
-    let zp = il.zip(&step, |lo, s| (-lo / s).round_ties_even()).ok()?;
-    let q = k.zip(&zp, |k, z| k - z).ok()?;
-    if q.shape != w.shape {
+    // The per-channel ranges, broadcast to every weight.
+    let low = w.zip(il, |_, lo| lo).ok()?;
+    let width = w.zip(&range, |_, r| r).ok()?;
+    if low.shape != w.shape || width.shape != w.shape {
         return None;
     }
+    let levels_of = |data: Vec<f32>| ConstTensor::new(w.shape.clone(), data).ok();
+    let k = levels_of(
+        w.data
+            .iter()
+            .zip(&low.data)
+            .zip(&width.data)
+            .map(|((&x, &lo), &r)| host::level(x, lo, r, levels))
+            .collect(),
+    )?;
+    let q = levels_of(
+        k.data
+            .iter()
+            .zip(&low.data)
+            .zip(&width.data)
+            .map(|((&k, &lo), &r)| k - host::zero_point(lo, r, levels))
+            .collect(),
+    )?;
+    let step = range.map(|r| r / l);
+    let zp = il
+        .zip(&range, |lo, r| host::zero_point(lo, r, levels))
+        .ok()?;
     let symmetric = zp.data.iter().all(|z| (l - 127.0..=128.0).contains(z));
     if symmetric {
         return Some(QuantizedWeight {

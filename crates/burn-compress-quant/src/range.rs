@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{QuantError, Result};
 use burn_compress_core::calibration::Observation;
+use burn_compress_core::fake_quant::host;
 use burn_compress_core::{QuantMode, ResolvedSpec};
 
 /// Smallest range width a quantizer is given (dead channels would otherwise get none).
@@ -176,8 +177,7 @@ pub fn grid_range(spec: &ResolvedSpec, mins: &[f32], maxs: &[f32]) -> (Vec<f32>,
                 let low = min.min(0.0);
                 let range = (max.max(0.0) - low).max(MIN_RANGE);
                 let step = range / steps;
-                let zero_point = (-low / step).round();
-                let low = -zero_point * step;
+                let low = -host::zero_point(low, range, spec.levels()) * step;
                 (low, low + range)
             }
         })
@@ -190,13 +190,10 @@ pub fn mse_search(spec: &ResolvedSpec, low: f32, high: f32, samples: &[f32]) -> 
     let levels = spec.levels();
     let error = |low: f32, high: f32| -> f64 {
         let range = high - low;
-        let steps = (levels - 1) as f32;
         samples
             .iter()
             .map(|&x| {
-                let q = (((x - low) / range).clamp(0.0, 1.0) * steps).round_ties_even() / steps
-                    * range
-                    + low;
+                let q = host::fake_quantize(x, low, range, levels);
                 ((q - x) as f64).powi(2)
             })
             .sum()

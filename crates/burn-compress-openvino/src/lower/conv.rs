@@ -1,0 +1,99 @@
+//! Convolution (grouped or not, with its bias) and MatMul (constant weights transposed into
+//! `transpose_b` form).
+
+use burn_compress_graph::ConvAttrs;
+
+use super::{bool_str, Lowerer};
+use crate::error::Result;
+use crate::ir::{attr, join, ElementType, Port};
+use crate::weights::Layout;
+
+impl Lowerer<'_> {
+    pub(super) fn conv(&mut self, i: usize, a: &ConvAttrs) -> Result<()> {
+        let node = self.graph.nodes[i].clone();
+        let g = self.graph;
+        let out_shape = g.value(node.output).shape.clone();
+        let numpy = || vec![attr("auto_broadcast", "numpy")];
+        let x = self.port_of(node.inputs[0])?;
+        let grouped = a.groups > 1;
+        let layout = if grouped {
+            Layout::Grouped(a.groups)
+        } else {
+            Layout::AsIs
+        };
+        let w = self.weight_for(node.inputs[1], layout, i)?;
+        let attrs = vec![
+            attr("strides", join(a.stride.iter())),
+            attr("dilations", join(a.dilation.iter())),
+            attr("pads_begin", join(a.pads_begin.iter())),
+            attr("pads_end", join(a.pads_end.iter())),
+            attr("auto_pad", "explicit"),
+        ];
+        let kind = if grouped {
+            "GroupConvolution"
+        } else {
+            "Convolution"
+        };
+        let conv = self.emit(i, kind, "opset1", attrs, &[x, w]);
+        if let Some(&b) = node.inputs.get(2) {
+            let mut shape = vec![1usize; out_shape.len()];
+            shape[1] = out_shape[1];
+            let bias = match g.constant(b) {
+                Some(c) => {
+                    let name = g.value(b).name.clone();
+                    self.ir.const_f32(name, &shape, &c.data)
+                }
+                None => {
+                    let bp = self.port_of(b)?;
+                    let target: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+                    let tc = self
+                        .ir
+                        .const_i64(format!("{}/bias_shape", self.node_names[i]), &target);
+                    self.ir.add_layer(
+                        "Reshape",
+                        "opset1",
+                        format!("{}/bias_reshape", self.node_names[i]),
+                        vec![attr("special_zero", "false")],
+                        &[bp, tc],
+                        vec![Port {
+                            element: ElementType::F32,
+                            dims: target,
+                        }],
+                    )[0]
+                }
+            };
+            let port = self.out_port(node.output);
+            let name = format!("{}/bias", self.node_names[i]);
+            let p = self
+                .ir
+                .add_layer("Add", "opset1", name, numpy(), &[conv, bias], vec![port])[0];
+            self.ports.insert(node.output, p);
+        }
+        Ok(())
+    }
+
+    pub(super) fn matmul(&mut self, i: usize) -> Result<()> {
+        let node = self.graph.nodes[i].clone();
+        let g = self.graph;
+        let a = self.port_of(node.inputs[0])?;
+        let rhs = node.inputs[1];
+        let shape = &g.value(rhs).shape;
+        let matrix = shape.len() >= 2 && shape[..shape.len() - 2].iter().all(|&d| d == 1);
+        let (b, transpose_b) = if self.weight_like(rhs) && matrix {
+            (self.weight_for(rhs, Layout::Transposed, i)?, true)
+        } else {
+            (self.port_of(rhs)?, false)
+        };
+        self.emit(
+            i,
+            "MatMul",
+            "opset1",
+            vec![
+                attr("transpose_a", "false"),
+                attr("transpose_b", bool_str(transpose_b)),
+            ],
+            &[a, b],
+        );
+        Ok(())
+    }
+}

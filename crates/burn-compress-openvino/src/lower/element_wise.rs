@@ -1,0 +1,77 @@
+//! One-to-one element-wise operations as a table, and LeakyRelu (PRelu with a constant slope).
+
+use burn_compress_graph::Op;
+
+use super::Lowerer;
+use crate::error::Result;
+use crate::ir::attr;
+
+/// The OpenVINO layer one graph operation becomes, with its attributes.
+pub(super) struct ElementWise {
+    /// Layer type.
+    pub kind: &'static str,
+    /// Opset version.
+    pub opset: &'static str,
+    /// Attributes.
+    pub attrs: Vec<(String, String)>,
+}
+
+/// The layer for an operation that maps one-to-one onto an OpenVINO layer with the same inputs;
+/// `None` for every other operation.
+pub(super) fn table(op: &Op) -> Option<ElementWise> {
+    let plain = |kind, opset| ElementWise {
+        kind,
+        opset,
+        attrs: vec![],
+    };
+    let numpy = |kind| ElementWise {
+        kind,
+        opset: "opset1",
+        attrs: vec![attr("auto_broadcast", "numpy")],
+    };
+    Some(match op {
+        Op::Add => numpy("Add"),
+        Op::Sub => numpy("Subtract"),
+        Op::Mul => numpy("Multiply"),
+        Op::Div => numpy("Divide"),
+        Op::Relu => plain("Relu", "opset1"),
+        Op::Sigmoid => plain("Sigmoid", "opset1"),
+        Op::Tanh => plain("Tanh", "opset1"),
+        Op::Exp => plain("Exp", "opset1"),
+        Op::Sqrt => plain("Sqrt", "opset1"),
+        Op::Erf => plain("Erf", "opset1"),
+        Op::Neg => plain("Negative", "opset1"),
+        Op::Abs => plain("Abs", "opset1"),
+        Op::Round => ElementWise {
+            attrs: vec![attr("mode", "half_to_even")],
+            ..plain("Round", "opset5")
+        },
+        Op::Gelu => ElementWise {
+            attrs: vec![attr("approximation_mode", "ERF")],
+            ..plain("Gelu", "opset7")
+        },
+        Op::Softmax { axis } => ElementWise {
+            attrs: vec![attr("axis", axis)],
+            ..plain("SoftMax", "opset8")
+        },
+        Op::Clamp { min, max } => ElementWise {
+            attrs: vec![attr("min", min), attr("max", max)],
+            ..plain("Clamp", "opset1")
+        },
+        _ => return None,
+    })
+}
+
+impl Lowerer<'_> {
+    pub(super) fn leaky_relu(&mut self, i: usize, slope: f64) -> Result<()> {
+        let node = self.graph.nodes[i].clone();
+        let x = self.port_of(node.inputs[0])?;
+        let s = self.ir.const_f32(
+            format!("{}/slope", self.node_names[i]),
+            &[1],
+            &[slope as f32],
+        );
+        self.emit(i, "PRelu", "opset1", vec![], &[x, s]);
+        Ok(())
+    }
+}

@@ -1,0 +1,213 @@
+//! Lowering of a prepared [`Graph`] to OpenVINO opset operations, one family of operations per
+//! module: [`quant`] (FakeQuantize and quantized weights), [`conv`] (Convolution, MatMul),
+//! [`element_wise`] (a table of one-to-one operations), [`norm`], [`pool`] and [`shape`].
+//! Adding an operation is one arm in [`Lowerer::node`] and one function in its family (or one
+//! row of the element-wise table).
+
+use std::collections::HashMap;
+
+use burn_compress_graph::{Graph, Op, ValueId, ValueKind};
+
+use crate::error::{ExportError, Result};
+use crate::ir::{attr, ElementType, IrModel, Port, PortRef};
+use crate::weights::Layout;
+
+mod conv;
+mod element_wise;
+mod norm;
+mod pool;
+mod quant;
+mod shape;
+
+/// Lowers `graph` (after [`burn_compress_graph::prepare`]) into an IR model named `name`, its
+/// outputs named `output_names` (`output{k}` where none is given).
+pub fn lower(graph: &Graph, name: &str, output_names: &[String]) -> Result<IrModel> {
+    let mut l = Lowerer {
+        graph,
+        ir: IrModel::new(name),
+        ports: HashMap::new(),
+        node_names: Vec::new(),
+    };
+    l.node_names = (0..graph.nodes.len())
+        .map(|i| {
+            let module = graph.module_path_near(i);
+            format!("{module}/{}{i}", graph.nodes[i].op.name())
+        })
+        .collect();
+    for input in &graph.inputs {
+        let v = graph.value(*input);
+        let dims = l.dims(*input);
+        let shape = dims
+            .iter()
+            .map(|&d| {
+                if d < 0 {
+                    "?".to_string()
+                } else {
+                    d.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        let port = l.ir.add_layer(
+            "Parameter",
+            "opset1",
+            v.name.clone(),
+            vec![attr("shape", shape), attr("element_type", "f32")],
+            &[],
+            vec![Port {
+                element: ElementType::F32,
+                dims,
+            }],
+        )[0];
+        l.ir.layers[port.layer].output_names = Some(v.name.clone());
+        l.ports.insert(*input, port);
+    }
+    for i in 0..graph.nodes.len() {
+        l.node(i)?;
+    }
+    for (k, output) in graph.outputs.iter().enumerate() {
+        let port = l.port_of(*output)?;
+        let label = output_names
+            .get(k)
+            .cloned()
+            .unwrap_or_else(|| format!("output{k}"));
+        l.ir.layers[port.layer].output_names = Some(label.clone());
+        l.ir.add_layer(
+            "Result",
+            "opset1",
+            format!("{label}/sink"),
+            vec![],
+            &[port],
+            vec![],
+        );
+    }
+    Ok(l.ir)
+}
+
+struct Lowerer<'g> {
+    graph: &'g Graph,
+    ir: IrModel,
+    ports: HashMap<ValueId, PortRef>,
+    node_names: Vec<String>,
+}
+
+fn bool_str(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
+}
+
+impl Lowerer<'_> {
+    fn dims(&self, v: ValueId) -> Vec<i64> {
+        let value = self.graph.value(v);
+        value
+            .shape
+            .iter()
+            .zip(&value.dynamic)
+            .map(|(&d, &dynamic)| if dynamic { -1 } else { d as i64 })
+            .collect()
+    }
+
+    fn err(&self, i: usize, reason: impl Into<String>) -> ExportError {
+        ExportError::Lowering {
+            op: self.graph.nodes[i].op.name(),
+            path: self.graph.module_path_near(i),
+            reason: reason.into(),
+        }
+    }
+
+    /// A constant input, or a fake-quantized constant (weight), in the given layout.
+    fn weight_like(&self, v: ValueId) -> bool {
+        match &self.graph.value(v).kind {
+            ValueKind::Constant(_) => true,
+            ValueKind::Node(i) => {
+                let node = &self.graph.nodes[*i];
+                matches!(node.op, Op::FakeQuantize { .. })
+                    && self.graph.constant(node.inputs[0]).is_some()
+            }
+            ValueKind::Input => false,
+        }
+    }
+
+    fn port_of(&mut self, v: ValueId) -> Result<PortRef> {
+        if let Some(p) = self.ports.get(&v) {
+            return Ok(*p);
+        }
+        let p = self.weight(v, Layout::AsIs)?;
+        self.ports.insert(v, p);
+        Ok(p)
+    }
+
+    fn out_port(&self, v: ValueId) -> Port {
+        Port {
+            element: ElementType::F32,
+            dims: self.dims(v),
+        }
+    }
+
+    /// Emits a single-output layer for node `i` with the node's output port.
+    fn emit(
+        &mut self,
+        i: usize,
+        kind: &str,
+        version: &str,
+        attrs: Vec<(String, String)>,
+        inputs: &[PortRef],
+    ) -> PortRef {
+        let output = self.graph.nodes[i].output;
+        let port = self.out_port(output);
+        let name = self.node_names[i].clone();
+        let p = self
+            .ir
+            .add_layer(kind, version, name, attrs, inputs, vec![port])[0];
+        self.ports.insert(output, p);
+        p
+    }
+
+    fn input_ports(&mut self, i: usize) -> Result<Vec<PortRef>> {
+        let inputs = self.graph.nodes[i].inputs.clone();
+        inputs.into_iter().map(|v| self.port_of(v)).collect()
+    }
+
+    fn node(&mut self, i: usize) -> Result<()> {
+        let node = self.graph.nodes[i].clone();
+        if let Some(op) = element_wise::table(&node.op) {
+            let p = self.input_ports(i)?;
+            self.emit(i, op.kind, op.opset, op.attrs, &p);
+            return Ok(());
+        }
+        match &node.op {
+            Op::FakeQuantize { levels } => self.fake_quantize(i, *levels),
+            Op::Conv(attrs) => self.conv(i, attrs),
+            Op::MatMul => self.matmul(i),
+            Op::LeakyRelu { slope } => self.leaky_relu(i, *slope),
+            Op::BatchNorm { epsilon } => self.batch_norm(i, *epsilon),
+            Op::LayerNorm { epsilon } => self.layer_norm(i, *epsilon),
+            Op::MaxPool(pool) => self.max_pool(i, pool),
+            Op::AvgPool {
+                pool,
+                count_include_pad,
+            } => self.avg_pool(i, pool, *count_include_pad),
+            Op::AdaptiveAvgPool { output_size } => self.adaptive_avg_pool(i, output_size),
+            Op::ReduceMean { axes } => self.reduce(i, "ReduceMean", axes),
+            Op::ReduceSum { axes } => self.reduce(i, "ReduceSum", axes),
+            Op::Reshape => self.reshape(i),
+            Op::Transpose { perm } => self.transpose(i, perm),
+            Op::Concat { axis } => {
+                let p = self.input_ports(i)?;
+                self.emit(i, "Concat", "opset1", vec![attr("axis", axis)], &p);
+                Ok(())
+            }
+            Op::Slice { ranges } => self.slice(i, ranges),
+            Op::Unsupported { name } => Err(ExportError::Graph(
+                burn_compress_graph::GraphError::Unsupported {
+                    op: name.clone(),
+                    path: self.graph.module_path_near(i),
+                },
+            )),
+            other => Err(self.err(i, format!("no lowering for `{}`", other.name()))),
+        }
+    }
+}
