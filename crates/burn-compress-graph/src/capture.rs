@@ -47,24 +47,40 @@ pub fn capture<M, const D: usize, const O: usize>(
 where
     M: Module,
 {
-    let mut graph = trace(model, input_shape, &forward)?;
-    if options.dynamic_batch {
+    // The trace at another batch size only shows which dimensions follow the batch: it runs
+    // first and keeps no constant values, so the weights are held once at a time.
+    let other = if options.dynamic_batch {
         if D == 0 {
             return Err(GraphError::DynamicBatch("the input is a scalar".into()));
         }
         let mut other_shape = input_shape;
         other_shape[0] = if input_shape[0] == 2 { 3 } else { 2 };
-        let other = trace(model, other_shape, &forward)?;
+        Some(trace(model, other_shape, &forward, Constants::ShapesOnly)?)
+    } else {
+        None
+    };
+    let mut graph = trace(model, input_shape, &forward, Constants::Values)?;
+    if let Some(other) = other {
         mark_dynamic(&mut graph, &other)?;
     }
     graph.check_supported()?;
     Ok(graph)
 }
 
+/// What a trace keeps of its constants.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Constants {
+    /// Their values.
+    Values,
+    /// Their shapes only (the data is left empty).
+    ShapesOnly,
+}
+
 fn trace<M, const D: usize, const O: usize>(
     model: &M,
     input_shape: [usize; D],
     forward: &impl Fn(&M, Tensor<D>) -> Tensor<O>,
+    constants: Constants,
 ) -> Result<Graph>
 where
     M: Module,
@@ -85,12 +101,10 @@ where
             scope.complete([x_id], [y_id])
         })
         .map_err(|e| GraphError::Capture(e.to_string()))?;
-    let mut graph = convert(
+    let mut graph = Converter::new(&captured.values, &params, constants).run(
         &captured.graph.operations,
         &captured.graph.inputs,
         &captured.graph.outputs,
-        &captured.values,
-        &params,
     )?;
     graph.remove_dead();
     graph.validate()?;
@@ -136,36 +150,55 @@ pub fn convert(
     values: &BTreeMap<TensorId, TensorData>,
     params: &HashMap<TensorId, String>,
 ) -> Result<Graph> {
-    let mut c = Converter {
-        graph: Graph::default(),
-        ids: HashMap::new(),
-        values,
-        params,
-    };
-    for (i, id) in inputs.iter().enumerate() {
-        let shape = operations
-            .iter()
-            .flat_map(|op| op.inputs())
-            .find(|t| t.id == *id)
-            .map(|t| t.shape.to_vec())
-            .or_else(|| values.get(id).map(|d| d.shape().to_vec()))
-            .ok_or_else(|| GraphError::Invalid(format!("graph input {id} never used")))?;
-        let name = if inputs.len() == 1 {
-            "input".to_string()
-        } else {
-            format!("input{i}")
-        };
-        let v = c.graph.add_input(name, shape);
-        c.ids.insert(*id, v);
+    Converter::new(values, params, Constants::Values).run(operations, inputs, outputs)
+}
+
+impl<'a> Converter<'a> {
+    fn new(
+        values: &'a BTreeMap<TensorId, TensorData>,
+        params: &'a HashMap<TensorId, String>,
+        constants: Constants,
+    ) -> Self {
+        Self {
+            graph: Graph::default(),
+            ids: HashMap::new(),
+            values,
+            params,
+            constants,
+        }
     }
-    for op in operations {
-        c.operation(op)?;
+
+    fn run(
+        mut self,
+        operations: &[OperationIr],
+        inputs: &[TensorId],
+        outputs: &[TensorId],
+    ) -> Result<Graph> {
+        for (i, id) in inputs.iter().enumerate() {
+            let shape = operations
+                .iter()
+                .flat_map(|op| op.inputs())
+                .find(|t| t.id == *id)
+                .map(|t| t.shape.to_vec())
+                .or_else(|| self.values.get(id).map(|d| d.shape().to_vec()))
+                .ok_or_else(|| GraphError::Invalid(format!("graph input {id} never used")))?;
+            let name = if inputs.len() == 1 {
+                "input".to_string()
+            } else {
+                format!("input{i}")
+            };
+            let v = self.graph.add_input(name, shape);
+            self.ids.insert(*id, v);
+        }
+        for op in operations {
+            self.operation(op)?;
+        }
+        for id in outputs {
+            let v = self.value(id, None)?;
+            self.graph.outputs.push(v);
+        }
+        Ok(self.graph)
     }
-    for id in outputs {
-        let v = c.value(id, None)?;
-        c.graph.outputs.push(v);
-    }
-    Ok(c.graph)
 }
 
 struct Converter<'a> {
@@ -173,6 +206,7 @@ struct Converter<'a> {
     ids: HashMap<TensorId, ValueId>,
     values: &'a BTreeMap<TensorId, TensorData>,
     params: &'a HashMap<TensorId, String>,
+    constants: Constants,
 }
 
 fn scalar(s: &ScalarIr) -> f64 {
@@ -212,13 +246,23 @@ impl Converter<'_> {
                 path: param.unwrap_or_else(|| "<root>".into()),
             });
         }
-        let floats: Vec<f32> = data.iter::<f32>().collect();
         let shape = tensor
             .map(|t| t.shape.to_vec())
             .unwrap_or_else(|| data.shape().to_vec());
-        let v = self
-            .graph
-            .add_constant(name, ConstTensor::new(shape, floats)?, param);
+        let constant = match self.constants {
+            Constants::ShapesOnly => ConstTensor {
+                shape,
+                data: Vec::new(),
+            },
+            Constants::Values => {
+                let floats: Vec<f32> = match data.as_slice::<f32>() {
+                    Ok(values) => values.to_vec(),
+                    Err(_) => data.iter::<f32>().collect(),
+                };
+                ConstTensor::new(shape, floats)?
+            }
+        };
+        let v = self.graph.add_constant(name, constant, param);
         self.ids.insert(*id, v);
         Ok(v)
     }

@@ -361,25 +361,27 @@ impl Graph {
             }
         }
         live_values.extend(self.inputs.iter().map(|v| v.0));
-        // Renumber values and nodes.
+        // Renumber values and nodes; values move (constants can be large).
         let mut value_map = vec![usize::MAX; self.values.len()];
+        let produced_by: Vec<Option<usize>> = self
+            .values
+            .iter()
+            .map(|v| match v.kind {
+                ValueKind::Node(n) => Some(n),
+                _ => None,
+            })
+            .collect();
         let mut values = Vec::new();
-        for (i, value) in self.values.iter().enumerate() {
-            let keep = live_values.contains(&i)
-                && match value.kind {
-                    ValueKind::Node(n) => live_nodes[n],
-                    _ => true,
-                };
+        for (i, value) in std::mem::take(&mut self.values).into_iter().enumerate() {
+            let keep = live_values.contains(&i) && produced_by[i].is_none_or(|n| live_nodes[n]);
             if keep {
                 value_map[i] = values.len();
-                values.push(value.clone());
+                values.push(value);
             }
         }
         let mut nodes = Vec::new();
         for (i, node) in self.nodes.iter().enumerate() {
-            if !live_nodes[i]
-                || !matches!(self.values[node.output.0].kind, ValueKind::Node(n) if n == i)
-            {
+            if !live_nodes[i] || produced_by[node.output.0] != Some(i) {
                 continue;
             }
             let output = ValueId(value_map[node.output.0]);

@@ -186,17 +186,41 @@ impl IrModel {
         shape: &[usize],
         bytes: &[u8],
     ) -> PortRef {
-        // Keep every constant 64-byte aligned in the blob.
-        while !self.bin.len().is_multiple_of(64) {
-            self.bin.push(0);
-        }
-        let offset = self.bin.len();
+        let offset = self.align_bin();
         self.bin.extend_from_slice(bytes);
+        self.const_layer(name, element, shape, offset)
+    }
+
+    /// An f32 constant, written straight into the blob.
+    pub fn const_f32(&mut self, name: impl Into<String>, shape: &[usize], data: &[f32]) -> PortRef {
+        let offset = self.align_bin();
+        self.bin.reserve(data.len() * 4);
+        for v in data {
+            self.bin.extend_from_slice(&v.to_le_bytes());
+        }
+        self.const_layer(name, ElementType::F32, shape, offset)
+    }
+
+    /// Pads the blob so the next constant starts 64-byte aligned; returns that offset.
+    fn align_bin(&mut self) -> usize {
+        let padded = self.bin.len().next_multiple_of(64);
+        self.bin.resize(padded, 0);
+        padded
+    }
+
+    /// The `Const` layer for the blob bytes from `offset` to the end.
+    fn const_layer(
+        &mut self,
+        name: impl Into<String>,
+        element: ElementType,
+        shape: &[usize],
+        offset: usize,
+    ) -> PortRef {
         let attrs = vec![
             ("element_type".to_string(), element.name().to_string()),
             ("shape".to_string(), join(shape.iter())),
             ("offset".to_string(), offset.to_string()),
-            ("size".to_string(), bytes.len().to_string()),
+            ("size".to_string(), (self.bin.len() - offset).to_string()),
         ];
         let dims = shape.iter().map(|&d| d as i64).collect();
         self.add_layer(
@@ -207,12 +231,6 @@ impl IrModel {
             &[],
             vec![Port { element, dims }],
         )[0]
-    }
-
-    /// An f32 constant.
-    pub fn const_f32(&mut self, name: impl Into<String>, shape: &[usize], data: &[f32]) -> PortRef {
-        let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.add_const(name, ElementType::F32, shape, &bytes)
     }
 
     /// A 1-D i64 constant.

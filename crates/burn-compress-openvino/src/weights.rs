@@ -29,45 +29,60 @@ impl<T: Copy> Dense<T> {
     pub fn layout(self, layout: Layout) -> Dense<T> {
         match layout {
             Layout::AsIs => self,
-            Layout::Grouped(g) => {
-                let mut shape = self.shape.clone();
-                if shape[0].is_multiple_of(g) && shape[0] >= g {
-                    let o = shape[0];
-                    shape[0] = o / g;
-                    shape.insert(0, g);
-                } else {
-                    shape.insert(0, 1);
-                }
+            Layout::Grouped(_) => Dense {
+                shape: grouped_shape(&self.shape, layout),
+                data: self.data,
+            },
+            Layout::Transposed => {
+                let (shape, data) = transposed(&self.shape, &self.data);
                 Dense {
                     shape,
-                    data: self.data,
-                }
-            }
-            Layout::Transposed => {
-                let mut shape = self.shape.clone();
-                while shape.len() > 2 && shape[0] == 1 {
-                    shape.remove(0);
-                }
-                if shape.len() < 2 {
-                    return Dense {
-                        shape,
-                        data: self.data,
-                    };
-                }
-                let (rows, cols) = (shape[0], shape[1]);
-                let mut data = Vec::with_capacity(self.data.len());
-                for c in 0..cols {
-                    for r in 0..rows {
-                        data.push(self.data[r * cols + c]);
-                    }
-                }
-                Dense {
-                    shape: vec![cols, rows],
-                    data,
+                    data: data.unwrap_or(self.data),
                 }
             }
         }
     }
+}
+
+/// The shape of a tensor of `shape` in `layout`, for the layouts that keep the values in place
+/// (`AsIs`, and `Grouped`: `[O, ..]` as `[g, O/g, ..]`, or a leading 1 for broadcast scales).
+pub fn grouped_shape(shape: &[usize], layout: Layout) -> Vec<usize> {
+    let mut shape = shape.to_vec();
+    if let Layout::Grouped(g) = layout {
+        if shape[0].is_multiple_of(g) && shape[0] >= g {
+            let o = shape[0];
+            shape[0] = o / g;
+            shape.insert(0, g);
+        } else {
+            shape.insert(0, 1);
+        }
+    }
+    shape
+}
+
+/// `[.., rows, cols]` (leading unit axes only) as `[cols, rows]`, in cache-sized tiles; the data
+/// is `None` when there is nothing to transpose (rank below 2 after dropping unit axes).
+pub fn transposed<T: Copy>(shape: &[usize], data: &[T]) -> (Vec<usize>, Option<Vec<T>>) {
+    const TILE: usize = 32;
+    let mut shape = shape.to_vec();
+    while shape.len() > 2 && shape[0] == 1 {
+        shape.remove(0);
+    }
+    if shape.len() < 2 || data.is_empty() {
+        return (shape, None);
+    }
+    let (rows, cols) = (shape[0], shape[1]);
+    let mut out = data.to_vec();
+    for row_tile in (0..rows).step_by(TILE) {
+        for col_tile in (0..cols).step_by(TILE) {
+            for r in row_tile..(row_tile + TILE).min(rows) {
+                for c in col_tile..(col_tile + TILE).min(cols) {
+                    out[c * rows + r] = data[r * cols + c];
+                }
+            }
+        }
+    }
+    (vec![cols, rows], Some(out))
 }
 
 impl From<&ConstTensor> for Dense<f32> {

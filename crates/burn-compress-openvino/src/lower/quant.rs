@@ -6,7 +6,7 @@ use burn_compress_graph::{ConstTensor, Op, ValueId, ValueKind};
 use super::Lowerer;
 use crate::error::{ExportError, Result};
 use crate::ir::{attr, ElementType, Port, PortRef, WeightSummary};
-use crate::weights::{quantize_weight, Dense, Layout};
+use crate::weights::{grouped_shape, quantize_weight, transposed, Layout};
 
 impl Lowerer<'_> {
     /// An activation `FakeQuantize`; a quantized weight is emitted by its consumers instead, in
@@ -37,10 +37,15 @@ impl Lowerer<'_> {
         let name = value.name.clone();
         match &value.kind {
             ValueKind::Constant(c) => {
-                let d = Dense::from(c).layout(layout);
                 // Named after the parameter it holds, also when it was computed (masked).
                 let name = value.param.clone().unwrap_or(name);
-                Ok(self.ir.const_f32(name, &d.shape, &d.data))
+                // Only a transposition copies the values; other layouts only change the shape.
+                let (shape, transposed) = match layout {
+                    Layout::Transposed => transposed(&c.shape, &c.data),
+                    _ => (grouped_shape(&c.shape, layout), None),
+                };
+                let data = transposed.as_deref().unwrap_or(&c.data);
+                Ok(self.ir.const_f32(name, &shape, data))
             }
             ValueKind::Node(i) => {
                 let node = &self.graph.nodes[*i];

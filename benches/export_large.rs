@@ -1,0 +1,133 @@
+//! Export of a model with ~100 M parameters, release: `cargo bench --bench export_large`.
+//!
+//! Six 4096x4096 Linear layers with ReLUs (100.7 M parameters, 403 MB of f32 weights), exported
+//! with a dynamic batch. Reports the export time and the process's peak resident memory during
+//! the export (Linux: `VmHWM`, reset through `/proc/self/clear_refs` before the export), over and
+//! beside the weights' size. Targets (issue 8): ≤ 3 s, peak ≤ 3x the weights. Env:
+//! `EXPORT_LARGE_RUNS` (default 2).
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+use burn_compress::openvino::{export, ExportOptions};
+
+// Only `env` is needed here; the throughput helpers serve the other benchmarks.
+#[allow(dead_code)]
+mod common;
+use common::env;
+
+#[derive(Module, Debug)]
+struct WideMlp {
+    layers: Vec<Linear>,
+}
+
+impl WideMlp {
+    fn new(width: usize, depth: usize, device: &Device) -> Self {
+        Self {
+            layers: (0..depth)
+                .map(|_| LinearConfig::new(width, width).init(device))
+                .collect(),
+        }
+    }
+
+    fn forward(&self, mut x: Tensor<2>) -> Tensor<2> {
+        for layer in &self.layers {
+            x = relu(layer.forward(x));
+        }
+        x
+    }
+}
+
+/// A field of `/proc/self/status` in bytes (`VmRSS`, `VmHWM`), if the system has it.
+fn status_bytes(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn main() {
+    let device = Device::flex();
+    let (width, depth) = (4096, 6);
+    let model = WideMlp::new(width, depth, &device);
+    let params = depth * (width * width + width);
+    let weights_bytes = (params * 4) as f64;
+    println!(
+        "model: {depth} x Linear({width}, {width}), {:.1} M parameters, {:.0} MB of weights",
+        params as f64 / 1e6,
+        weights_bytes / 1e6
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join("large.xml");
+    if std::env::var_os("EXPORT_LARGE_PHASES").is_some() {
+        phases(&model, width);
+    }
+    let runs: usize = env("EXPORT_LARGE_RUNS", 2);
+    for run in 1..=runs {
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        let before = status_bytes("VmRSS");
+        let start = Instant::now();
+        let report = export(
+            &model,
+            [1, width],
+            |m: &WideMlp, x| m.forward(x),
+            &xml,
+            &ExportOptions::default(),
+        )
+        .expect("export");
+        let seconds = start.elapsed().as_secs_f64();
+        let peak = status_bytes("VmHWM");
+        let memory = match (before, peak) {
+            (Some(before), Some(peak)) => format!(
+                "peak RSS {:.0} MB = {:.2}x the weights (before the export {:.0} MB; the export \
+                 added {:.2}x the weights)",
+                peak as f64 / 1e6,
+                peak as f64 / weights_bytes,
+                before as f64 / 1e6,
+                (peak.saturating_sub(before)) as f64 / weights_bytes
+            ),
+            _ => "peak memory not available on this system".into(),
+        };
+        println!(
+            "run {run}: export {seconds:.2} s ({} layers, .bin {:.0} MB); {memory}",
+            report.layers,
+            report.bin_bytes as f64 / 1e6
+        );
+    }
+}
+
+/// Time and memory of each export phase (`EXPORT_LARGE_PHASES=1`).
+fn phases(model: &WideMlp, width: usize) {
+    use burn_compress::graph::{capture, prepare, CaptureOptions};
+    use burn_compress::openvino::{lower, to_xml};
+    let mark = |what: &str, start: Instant| {
+        println!(
+            "  {what:<8} {:>6.2} s, RSS {:>5.0} MB, peak {:>5.0} MB",
+            start.elapsed().as_secs_f64(),
+            status_bytes("VmRSS").unwrap_or(0) as f64 / 1e6,
+            status_bytes("VmHWM").unwrap_or(0) as f64 / 1e6
+        );
+        Instant::now()
+    };
+    let start = Instant::now();
+    let mut graph = capture(
+        model,
+        [1, width],
+        |m: &WideMlp, x| m.forward(x),
+        &CaptureOptions {
+            dynamic_batch: true,
+        },
+    )
+    .unwrap();
+    let start = mark("capture", start);
+    prepare(&mut graph).unwrap();
+    let start = mark("prepare", start);
+    let ir = lower(&graph, "large", &[]).unwrap();
+    let start = mark("lower", start);
+    let xml = to_xml(&ir).unwrap();
+    mark("xml", start);
+    println!("  ({} bytes of xml)", xml.len());
+}
