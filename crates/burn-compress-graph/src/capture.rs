@@ -9,7 +9,7 @@ use burn::backend::ir::{
     NumericOperationIr, OperationIr, ScalarIr, TensorIr,
 };
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use crate::dynamic::mark_dynamic;
 use crate::error::{GraphError, Result};
@@ -101,7 +101,8 @@ where
             scope.complete([x_id], [y_id])
         })
         .map_err(|e| GraphError::Capture(e.to_string()))?;
-    let mut graph = Converter::new(&captured.values, &params, constants).run(
+    // The recorded values move into the graph's constants (no copy where Burn allows it).
+    let mut graph = Converter::new(captured.values, &params, constants).run(
         &captured.graph.operations,
         &captured.graph.inputs,
         &captured.graph.outputs,
@@ -150,12 +151,12 @@ pub fn convert(
     values: &BTreeMap<TensorId, TensorData>,
     params: &HashMap<TensorId, String>,
 ) -> Result<Graph> {
-    Converter::new(values, params, Constants::Values).run(operations, inputs, outputs)
+    Converter::new(values.clone(), params, Constants::Values).run(operations, inputs, outputs)
 }
 
 impl<'a> Converter<'a> {
     fn new(
-        values: &'a BTreeMap<TensorId, TensorData>,
+        values: BTreeMap<TensorId, TensorData>,
         params: &'a HashMap<TensorId, String>,
         constants: Constants,
     ) -> Self {
@@ -204,7 +205,8 @@ impl<'a> Converter<'a> {
 struct Converter<'a> {
     graph: Graph,
     ids: HashMap<TensorId, ValueId>,
-    values: &'a BTreeMap<TensorId, TensorData>,
+    /// Recorded values not yet turned into constants.
+    values: BTreeMap<TensorId, TensorData>,
     params: &'a HashMap<TensorId, String>,
     constants: Constants,
 }
@@ -231,7 +233,7 @@ impl Converter<'_> {
         if let Some(v) = self.ids.get(id) {
             return Ok(*v);
         }
-        let data = self.values.get(id).ok_or_else(|| {
+        let data = self.values.remove(id).ok_or_else(|| {
             GraphError::Invalid(format!("tensor {id} is read before it is produced"))
         })?;
         let param = self.params.get(id).cloned();
@@ -255,9 +257,11 @@ impl Converter<'_> {
                 data: Vec::new(),
             },
             Constants::Values => {
-                let floats: Vec<f32> = match data.as_slice::<f32>() {
-                    Ok(values) => values.to_vec(),
-                    Err(_) => data.iter::<f32>().collect(),
+                let floats: Vec<f32> = if data.dtype() == DType::F32 {
+                    data.try_into_vec::<f32>()
+                        .map_err(|e| GraphError::Capture(format!("{e:?}")))?
+                } else {
+                    data.iter::<f32>().collect()
                 };
                 ConstTensor::new(shape, floats)?
             }

@@ -9,7 +9,7 @@ use burn_compress_graph::{capture, float_inputs, prepare, CaptureOptions, FloatI
 
 use crate::error::{ExportError, Result};
 use crate::ir::{ElementType, IrModel, WeightSummary};
-use crate::lower::lower;
+use crate::lower::lower_consuming;
 use crate::write::write_pair;
 use crate::xml::to_xml;
 
@@ -191,8 +191,9 @@ pub fn graph_to_ir(mut graph: Graph, options: &ExportOptions) -> Result<IrModel>
     for (input, name) in graph.inputs.clone().into_iter().zip(input_names) {
         graph.values[input.0].name = name;
     }
-    let mut ir = lower(&graph, &options.name, &output_names)?;
-    ir.float_inputs = float_inputs(&graph);
+    let float = float_inputs(&graph);
+    let mut ir = lower_consuming(graph, &options.name, &output_names)?;
+    ir.float_inputs = float;
     options.expect.check(&ir)?;
     Ok(ir)
 }

@@ -4,9 +4,10 @@
 //! Adding an operation is one arm in [`Lowerer::node`] and one function in its family (or one
 //! row of the element-wise table).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
-use burn_compress_graph::{Graph, Op, ValueId, ValueKind};
+use burn_compress_graph::{ConstTensor, Graph, Op, ValueId, ValueKind};
 
 use crate::error::{ExportError, Result};
 use crate::ir::{attr, ElementType, IrModel, Port, PortRef};
@@ -22,8 +23,44 @@ mod shape;
 /// Lowers `graph` (after [`burn_compress_graph::prepare`]) into an IR model named `name`, its
 /// outputs named `output_names` (`output{k}` where none is given).
 pub fn lower(graph: &Graph, name: &str, output_names: &[String]) -> Result<IrModel> {
+    lower_with(graph, HashMap::new(), name, output_names)
+}
+
+/// [`lower`], consuming the graph: the values of large constants (weights) move out of it and
+/// are released as soon as the IR's blob holds them, so the weights are not held twice.
+pub fn lower_consuming(mut graph: Graph, name: &str, output_names: &[String]) -> Result<IrModel> {
+    let taken = take_large_constants(&mut graph);
+    lower_with(&graph, taken, name, output_names)
+}
+
+/// Constants of at least this many values are moved out of the graph by [`lower_consuming`].
+const LARGE_CONSTANT: usize = 1 << 16;
+
+/// Moves the values of the large constants that nodes consume out of `graph`, with the number of
+/// uses left for each.
+fn take_large_constants(graph: &mut Graph) -> HashMap<ValueId, (Vec<f32>, usize)> {
+    let uses = graph.consumers();
+    let mut taken = HashMap::new();
+    for (i, value) in graph.values.iter_mut().enumerate() {
+        if let ValueKind::Constant(c) = &mut value.kind {
+            let consumed_by_nodes = !uses[i].is_empty() && !uses[i].contains(&usize::MAX);
+            if c.data.len() >= LARGE_CONSTANT && consumed_by_nodes {
+                taken.insert(ValueId(i), (std::mem::take(&mut c.data), uses[i].len()));
+            }
+        }
+    }
+    taken
+}
+
+fn lower_with(
+    graph: &Graph,
+    taken: HashMap<ValueId, (Vec<f32>, usize)>,
+    name: &str,
+    output_names: &[String],
+) -> Result<IrModel> {
     let mut l = Lowerer {
         graph,
+        taken,
         ir: IrModel::new(name),
         ports: HashMap::new(),
         node_names: Vec::new(),
@@ -86,6 +123,8 @@ pub fn lower(graph: &Graph, name: &str, output_names: &[String]) -> Result<IrMod
 
 struct Lowerer<'g> {
     graph: &'g Graph,
+    /// Values moved out of the graph's large constants, with their remaining uses.
+    taken: HashMap<ValueId, (Vec<f32>, usize)>,
     ir: IrModel,
     ports: HashMap<ValueId, PortRef>,
     node_names: Vec<String>,
@@ -99,7 +138,7 @@ fn bool_str(b: bool) -> &'static str {
     }
 }
 
-impl Lowerer<'_> {
+impl<'g> Lowerer<'g> {
     fn dims(&self, v: ValueId) -> Vec<i64> {
         let value = self.graph.value(v);
         value
@@ -128,6 +167,37 @@ impl Lowerer<'_> {
                     && self.graph.constant(node.inputs[0]).is_some()
             }
             ValueKind::Input => false,
+        }
+    }
+
+    /// Constant `v` with its values, for one use: borrowed from the graph, or moved out of
+    /// [`Lowerer::taken`] at its last use (copied before that).
+    fn constant_tensor(&mut self, v: ValueId) -> Option<Cow<'g, ConstTensor>> {
+        let graph: &'g Graph = self.graph;
+        let c = graph.constant(v)?;
+        let Some((data, uses)) = self.taken.get_mut(&v) else {
+            return Some(Cow::Borrowed(c));
+        };
+        *uses = uses.saturating_sub(1);
+        let data = if *uses == 0 {
+            self.taken
+                .remove(&v)
+                .map(|(data, _)| data)
+                .unwrap_or_default()
+        } else {
+            data.clone()
+        };
+        Some(Cow::Owned(ConstTensor {
+            shape: c.shape.clone(),
+            data,
+        }))
+    }
+
+    /// The values of constant `v` without using them up.
+    fn constant_values(&self, v: ValueId) -> Option<&[f32]> {
+        match self.taken.get(&v) {
+            Some((data, _)) => Some(data),
+            None => self.graph.constant(v).map(|c| c.data.as_slice()),
         }
     }
 

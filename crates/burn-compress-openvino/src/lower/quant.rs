@@ -36,9 +36,10 @@ impl Lowerer<'_> {
         let value = self.graph.value(v);
         let name = value.name.clone();
         match &value.kind {
-            ValueKind::Constant(c) => {
+            ValueKind::Constant(_) => {
                 // Named after the parameter it holds, also when it was computed (masked).
                 let name = value.param.clone().unwrap_or(name);
+                let c = self.constant_tensor(v).expect("a constant");
                 // Only a transposition copies the values; other layouts only change the shape.
                 let (shape, transposed) = match layout {
                     Layout::Transposed => transposed(&c.shape, &c.data),
@@ -56,14 +57,16 @@ impl Lowerer<'_> {
                         )),
                     ));
                 };
-                let c = |k: usize| self.graph.constant(node.inputs[k]);
-                let (Some(w), Some(il), Some(ih)) = (c(0), c(1), c(2)) else {
+                let graph = self.graph;
+                let c = |k: usize| graph.constant(node.inputs[k]);
+                let (Some(_), Some(il), Some(ih)) = (c(0), c(1), c(2)) else {
                     return Err(self.err(*i, "fake-quantized weight with non-constant ranges"));
                 };
+                let w = self.constant_tensor(node.inputs[0]).expect("a constant");
                 // Named after the weight's parameter, also when it was computed (masked).
-                let source = self.graph.value(node.inputs[0]);
+                let source = graph.value(node.inputs[0]);
                 let wname = source.param.clone().unwrap_or_else(|| source.name.clone());
-                self.quantized_weight(*i, &wname, w, il, ih, levels, layout)
+                self.quantized_weight(*i, &wname, &w, il, ih, levels, layout)
             }
             ValueKind::Input => Err(ExportError::Graph(
                 burn_compress_graph::GraphError::Invalid(format!("input `{name}` not lowered")),
@@ -151,18 +154,19 @@ impl Lowerer<'_> {
     /// weight summaries.
     pub(super) fn weight_for(&mut self, v: ValueId, layout: Layout, i: usize) -> Result<PortRef> {
         if self.weight_like(v) {
-            let port = self.weight(v, layout)?;
-            // Quantized weights are recorded as they are written; record the float ones here.
+            // Quantized weights are recorded as they are written; record the float ones here
+            // (before writing them can release their values).
             let value = self.graph.value(v);
-            if let (ValueKind::Constant(c), Some(param)) = (&value.kind, &value.param) {
-                self.ir.weights.push(WeightSummary {
+            if let (Some(data), Some(param)) = (self.constant_values(v), &value.param) {
+                let summary = WeightSummary {
                     param: param.clone(),
                     element: ElementType::F32,
-                    elements: c.data.len(),
-                    zeros: c.data.iter().filter(|&&x| x == 0.0).count(),
-                });
+                    elements: data.len(),
+                    zeros: data.iter().filter(|&&x| x == 0.0).count(),
+                };
+                self.ir.weights.push(summary);
             }
-            Ok(port)
+            self.weight(v, layout)
         } else if layout == Layout::AsIs {
             self.port_of(v)
         } else {
