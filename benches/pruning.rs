@@ -69,6 +69,28 @@ fn export_int8<M: Module>(
     burn_compress::export(model, shape, forward, xml, &ExportOptions::default()).expect("export");
 }
 
+/// Writes `<name>_dense.xml` (INT8) and `<name>_pruned.xml` (pruned 50 %, shrunk, then INT8)
+/// into `dir`; returns both paths.
+fn dense_and_pruned<M: Module>(
+    model: M,
+    shape: [usize; 4],
+    forward: impl Fn(&M, Tensor<4>) -> Tensor<2> + Copy,
+    dir: &Path,
+    name: &str,
+) -> (PathBuf, PathBuf) {
+    let dense_xml = dir.join(format!("{name}_dense.xml"));
+    let pruned_xml = dir.join(format!("{name}_pruned.xml"));
+    export_int8(
+        &int8(model.clone(), shape, forward),
+        shape,
+        forward,
+        &dense_xml,
+    );
+    let small = int8(pruned(model, shape, forward), shape, forward);
+    export_int8(&small, shape, forward, &pruned_xml);
+    (dense_xml, pruned_xml)
+}
+
 fn main() {
     let device = Device::flex();
     let temporary = tempfile::tempdir().unwrap();
@@ -81,17 +103,7 @@ fn main() {
     device.seed(3);
     let cnn = ReferenceCnn::new(&device).fold_batch_norms().expect("fold");
     let cnn_forward = |m: &ReferenceCnn, x: Tensor<4>| m.forward(x);
-    let shape = [2, 1, 28, 28];
-    let dense_xml = dir.join("cnn_dense.xml");
-    let pruned_xml = dir.join("cnn_pruned.xml");
-    export_int8(
-        &int8(cnn.clone(), shape, cnn_forward),
-        shape,
-        cnn_forward,
-        &dense_xml,
-    );
-    let small = int8(pruned(cnn, shape, cnn_forward), shape, cnn_forward);
-    export_int8(&small, shape, cnn_forward, &pruned_xml);
+    let (dense_xml, pruned_xml) = dense_and_pruned(cnn, [2, 1, 28, 28], cnn_forward, &dir, "cnn");
     compare(
         "reference CNN",
         &[("dense INT8", dense_xml), ("pruned INT8", pruned_xml)],
@@ -105,17 +117,7 @@ fn main() {
         .fold_batch_norms()
         .expect("fold");
     let forward = |m: &CifarResNet18, x: Tensor<4>| m.forward(x);
-    let shape = [2, 3, 32, 32];
-    let dense_xml = dir.join("resnet_dense.xml");
-    let pruned_xml = dir.join("resnet_pruned.xml");
-    export_int8(
-        &int8(resnet.clone(), shape, forward),
-        shape,
-        forward,
-        &dense_xml,
-    );
-    let small = int8(pruned(resnet, shape, forward), shape, forward);
-    export_int8(&small, shape, forward, &pruned_xml);
+    let (dense_xml, pruned_xml) = dense_and_pruned(resnet, [2, 3, 32, 32], forward, &dir, "resnet");
     let mut irs = vec![("ours dense", dense_xml), ("ours pruned", pruned_xml)];
     let mut ratios = vec![(1, 0, "ours pruned/dense")];
     let nncf = PathBuf::from(env(

@@ -573,16 +573,7 @@ impl Analysis<'_> {
             .into_values()
             .map(|mut sources| {
                 sources.sort_unstable();
-                let blocked = sources
-                    .iter()
-                    .flat_map(|&s| {
-                        let producer = self.sources[s].producer.clone();
-                        self.sources[s]
-                            .blocked
-                            .iter()
-                            .map(move |reason| format!("`{producer}` {reason}"))
-                    })
-                    .collect();
+                let blocked = blocked_reasons(&self.sources, &sources);
                 Group {
                     channels: self.sources[sources[0]].channels,
                     sources,
@@ -597,6 +588,20 @@ impl Analysis<'_> {
             depthwise: self.depthwise,
         }
     }
+}
+
+/// Why a group of `members` cannot be pruned: every reason of every member, naming its producer.
+pub fn blocked_reasons(sources: &[Source], members: &[usize]) -> Vec<String> {
+    members
+        .iter()
+        .flat_map(|&s| {
+            let producer = &sources[s].producer;
+            sources[s]
+                .blocked
+                .iter()
+                .map(move |reason| format!("`{producer}` {reason}"))
+        })
+        .collect()
 }
 
 fn identity_view(axis: usize, source: usize, channels: usize) -> View {

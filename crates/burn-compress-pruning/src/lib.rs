@@ -38,7 +38,7 @@ use burn_compress_graph::{capture, fold_constants, CaptureOptions, Graph, Op};
 
 pub use controller::{GroupStats, PruningController, PruningStatistics};
 pub use criterion::Criterion;
-pub use deps::{analyse, Dependencies, DepthwiseConv, Follower, Group, Source};
+pub use deps::{analyse, blocked_reasons, Dependencies, DepthwiseConv, Follower, Group, Source};
 pub use error::{PruningError, Result};
 pub use plan::{AxisSlice, GroupChange, ShrinkPlan};
 pub use settings::{Pruning, Ranking};
@@ -243,17 +243,7 @@ fn ignore(dependencies: &mut Dependencies, ignored: &[String]) -> Result<()> {
         }
     }
     for group in &mut dependencies.groups {
-        group.blocked = group
-            .sources
-            .iter()
-            .flat_map(|&s| {
-                let producer = dependencies.sources[s].producer.clone();
-                dependencies.sources[s]
-                    .blocked
-                    .iter()
-                    .map(move |reason| format!("`{producer}` {reason}"))
-            })
-            .collect();
+        group.blocked = blocked_reasons(&dependencies.sources, &group.sources);
     }
     Ok(())
 }

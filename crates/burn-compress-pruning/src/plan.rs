@@ -133,9 +133,12 @@ impl ShrinkPlan {
         for slice in slices {
             let inner: usize = dims[slice.axis + 1..].iter().product();
             let size = dims[slice.axis];
-            let kept: BTreeSet<usize> = slice.kept.iter().copied().collect();
+            let mut kept = vec![false; size];
+            for &k in &slice.kept {
+                kept[k] = true;
+            }
             for (i, m) in mask.iter_mut().enumerate() {
-                if !kept.contains(&((i / inner) % size)) {
+                if !kept[(i / inner) % size] {
                     *m = 0.0;
                 }
             }
