@@ -5,19 +5,10 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::Tensor;
-use burn_compress_openvino::{ExpectedQuantizers, ExportError, ExportOptions, ExportReport};
-use burn_compress_quant::{check_quantizers, quantizer_sites, QuantError, QuantizerKind};
+use burn_compress_openvino::{ExpectedQuantizers, ExportOptions, ExportReport};
+use burn_compress_quant::{check_quantizers, quantizer_sites, QuantizerKind};
 
-/// What can go wrong in [`export`].
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A quantizer's state is unusable (named by module path).
-    #[error(transparent)]
-    Quant(#[from] QuantError),
-    /// Capture, lowering or writing failed, or a quantizer would not reach the IR.
-    #[error(transparent)]
-    Export(#[from] ExportError),
-}
+use crate::Error;
 
 /// Exports `model` to an OpenVINO IR at `path` (`.xml`, with the `.bin` next to it), like
 /// [`burn_compress_openvino::export`], and guarantees that every quantizer attached to the model

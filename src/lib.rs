@@ -18,8 +18,11 @@
 
 #![warn(missing_docs)]
 
+mod compress;
+mod error;
 mod export;
 
+pub use burn_compress_config as config;
 pub use burn_compress_core as shared;
 pub use burn_compress_graph as graph;
 pub use burn_compress_openvino as openvino;
@@ -29,20 +32,23 @@ pub use burn_compress_quant as quant;
 pub use burn_compress_quant::quantize;
 pub use burn_compress_sparsity as sparsity;
 pub use burn_compress_sparsity::sparsify;
-pub use export::{export, Error};
+pub use compress::{compress, CompressBuilder, Compression, CompressionStatistics};
+pub use error::Error;
+pub use export::export;
 
 /// The names most programs need.
 pub mod prelude {
-    pub use crate::export;
+    pub use crate::{compress, export, Compression, Error};
+    pub use burn_compress_config::CompressionConfig;
     pub use burn_compress_core::{
         LevelSchedule, MaskGradient, ModelStats, Schedule, WeightTransform,
     };
     pub use burn_compress_openvino::{ExportOptions, ExportReport};
     pub use burn_compress_pruning::{prune, Criterion, Pruning, PruningController, Ranking};
     pub use burn_compress_quant::{
-        adapt_batch_norm, fold_batch_norm, quantize, ActivationQuantizer, FakeQuantizer,
-        Granularity, OverflowFix, QConv1d, QConv2d, QLinear, QuantConfig, QuantMode, QuantSpec,
-        RangeInit, Signedness,
+        adapt_batch_norm, fold_batch_norm, load_stock_checkpoint, quantize, ActivationQuantizer,
+        FakeQuantizer, Granularity, OverflowFix, QConv1d, QConv2d, QLinear, QuantConfig, QuantMode,
+        QuantSpec, RangeInit, Signedness,
     };
     pub use burn_compress_sparsity::{
         sparsify, Importance, LevelMode, NmSparsity, NmTraining, RbInit, RbSparsity, Sparsity,

@@ -2,8 +2,10 @@
 //! real runtime (through the Rust `openvino` crate and/or `scripts/ov_check.py`) and compared
 //! with Burn's own forward.
 
+mod checkpoints;
 mod common;
 mod compose;
+mod config_controller;
 mod export_errors;
 mod export_fp32;
 mod export_quantized;

@@ -423,3 +423,45 @@ fn export_int8_reference_cnn(model: &ReferenceCnn) -> burn_compress::openvino::E
     assert_int8_layers(&xml, "1,1,28,28", 4);
     report
 }
+
+#[test]
+fn first_and_downsampling_convolutions_stay_whole_when_asked_nncf_style() {
+    let forward = |m: &ResNet, x: Tensor<4>| m.forward(x);
+    let (_, controller) = prune(ResNet::new())
+        .channels(
+            Pruning::target(0.5)
+                .prune_first_conv(false)
+                .prune_downsample_convs(false),
+        )
+        .build(forward, [2, 3, 16, 16])
+        .unwrap();
+    let stats = controller.statistics();
+    let group = |producer: &str| {
+        stats
+            .groups
+            .iter()
+            .find(|g| g.producers.iter().any(|p| p == producer))
+            .unwrap_or_else(|| panic!("no group for {producer}: {stats}"))
+    };
+    // The stem is the first convolution; its group (with the first block's output) stays.
+    let stem = group("stem.weight");
+    assert!(
+        stem.blocked.iter().any(|r| r.contains("first convolution")),
+        "{stats}"
+    );
+    assert_eq!(stem.pruned, 0);
+    // The second block's stride-2 convolution and its stride-2 shortcut stay whole.
+    let strided = group("blocks.1.conv1.weight");
+    assert!(
+        strided.blocked.iter().any(|r| r.contains("downsampling")),
+        "{stats}"
+    );
+    let shortcut = group("blocks.1.down.weight");
+    assert!(
+        shortcut.blocked.iter().any(|r| r.contains("downsampling")),
+        "{stats}"
+    );
+    // The first block's inner convolution is neither, and is pruned.
+    let inner = group("blocks.0.conv1.weight");
+    assert!(inner.blocked.is_empty() && inner.pruned == 8, "{stats}");
+}

@@ -7,53 +7,99 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use burn_compress::export;
 use burn_compress::openvino::{compare, ExportOptions, Precision, Runtime};
+use burn_compress::quant::load_stock_checkpoint;
+use burn_compress_config::{Algorithm, CompressionConfig};
 use burn_compress_recipes::train::{predict, progress_bar, top1};
-use burn_compress_recipes::{mnist, run_recipe, Mnist, MnistSplit, Recipe, ReferenceCnn};
-use clap::{Parser, Subcommand};
+use burn_compress_recipes::{mnist, run_recipe_on, Mnist, MnistSplit, Recipe, ReferenceCnn};
+use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
 #[command(
     name = "burn-compress",
     version,
-    about = "Training-time model compression for Burn"
+    about = "Training-time model compression for Burn: QAT, sparsity and filter pruning from \
+             NNCF-style JSON configs, exported to OpenVINO IR",
+    after_help = "Exit status: 0 on success, 1 on any error (the message names the file, \
+                  config key or layer at fault; no partial output is left behind)."
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+/// Where the recipe trains.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DeviceChoice {
+    /// Burn's pure-Rust CPU backend (default).
+    Flex,
+    /// Burn's ndarray CPU backend (deprecated in Burn 0.22).
+    Ndarray,
+    /// A GPU through wgpu (not built into this binary yet).
+    Wgpu,
+}
+
+impl DeviceChoice {
+    fn device(self) -> Result<Device, String> {
+        match self {
+            DeviceChoice::Flex => Ok(Device::flex()),
+            #[allow(deprecated)]
+            DeviceChoice::Ndarray => Ok(Device::ndarray()),
+            DeviceChoice::Wgpu => Err(
+                "`--device wgpu`: this binary is built without wgpu support yet; use flex or \
+                 ndarray"
+                    .into(),
+            ),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Run a compression recipe: train the reference CNN in FP32, attach what the config asks
-    /// (sparsity masks, quantizers), fine-tune, export both models to OpenVINO IR and compare
-    /// the compressed IR with the Burn model.
+    /// Run a recipe config (NNCF 2.x JSON plus recipe keys, see configs/): train the reference
+    /// CNN in FP32 or load `pretrained`, attach what `compression` lists, fine-tune, shrink a
+    /// pruned model, export the FP32 and compressed models to OpenVINO IR, run the compressed
+    /// IR in OpenVINO and print a summary.
     Run {
         /// Recipe config (JSON), e.g. configs/mnist_magnitude50_int8.json.
         config: PathBuf,
-        /// Folder with the MNIST IDX files (default: the repository's data/mnist-10k).
+        /// Folder with the MNIST IDX files [default: the config's `dataset_dir`, else the
+        /// repository's data/mnist-10k].
         #[arg(long)]
         data: Option<PathBuf>,
-        /// Folder for checkpoints, IRs and summary.json (default: out/<config name>).
+        /// Folder for checkpoints, IRs and summary.json [default: the config's `log_dir`, else
+        /// out/<config name>].
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Device to train on.
+        #[arg(long, value_enum, default_value = "flex")]
+        device: DeviceChoice,
     },
     /// The reference QAT recipe: `run configs/mnist_qat.json`.
     Qat {
         /// Recipe config (JSON).
         #[arg(long, default_value = "configs/mnist_qat.json")]
         config: PathBuf,
-        /// Folder with the MNIST IDX files (default: the repository's data/mnist-10k).
+        /// Folder with the MNIST IDX files [default: the repository's data/mnist-10k].
         #[arg(long)]
         data: Option<PathBuf>,
-        /// Folder for checkpoints, IRs and summary.json.
-        #[arg(long, default_value = "out/mnist_qat")]
-        out: PathBuf,
+        /// Folder for checkpoints, IRs and summary.json [default: the config's `log_dir`].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Device to train on.
+        #[arg(long, value_enum, default_value = "flex")]
+        device: DeviceChoice,
+    },
+    /// Read a config and print what it asks for: each algorithm with its settings as
+    /// burn-compress applies them, and the keys that have no effect. Nothing is trained.
+    Check {
+        /// Config (JSON).
+        config: PathBuf,
     },
     /// Top-1 accuracy of an exported MNIST classifier IR on the test split, run by OpenVINO.
     Eval {
         /// The IR's `.xml` file.
         ir: PathBuf,
-        /// Folder with the MNIST IDX files.
+        /// Folder with the MNIST IDX files [default: the repository's data/mnist-10k].
         #[arg(long)]
         data: Option<PathBuf>,
     },
@@ -120,13 +166,38 @@ fn export_model(model: &ReferenceCnn, path: &Path, name: &str) -> Result<(), Str
     Ok(())
 }
 
-fn run_config(config: &Path, data: Option<PathBuf>, out: &Path) -> Result<(), String> {
+fn run_config(
+    config: &Path,
+    data: Option<PathBuf>,
+    out: Option<PathBuf>,
+    device: DeviceChoice,
+) -> Result<(), String> {
     let recipe = Recipe::from_file(config).map_err(|e| e.to_string())?;
-    let dataset =
-        Mnist::load(&data.unwrap_or_else(mnist::default_dir)).map_err(|e| e.to_string())?;
+    let device = device.device()?;
+    let data = data
+        .or_else(|| recipe.dataset_dir.clone())
+        .unwrap_or_else(mnist::default_dir);
+    let out = out
+        .or_else(|| recipe.log_dir.clone())
+        .unwrap_or_else(|| default_out(config));
+    let out = out.as_path();
+    let dataset = Mnist::load(&data).map_err(|e| e.to_string())?;
+    let fp32 = match &recipe.pretrained {
+        Some(checkpoint) => {
+            let model = load_stock_checkpoint(ReferenceCnn::new(&device), checkpoint)
+                .map_err(|e| e.to_string())?;
+            println!("FP32 weights from {}", checkpoint.display());
+            Some(if recipe.fold_batch_norm {
+                model.fold_batch_norms().map_err(|e| e.to_string())?
+            } else {
+                model
+            })
+        }
+        None => None,
+    };
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create `{}`: {e}", out.display()))?;
     let (models, summary) =
-        run_recipe(&recipe, &dataset, None, Some(out)).map_err(|e| e.to_string())?;
+        run_recipe_on(&recipe, &dataset, fp32, Some(out), &device).map_err(|e| e.to_string())?;
 
     let (fp32, compressed) = (models.fp32.valid(), models.compressed.valid());
     export_model(&fp32, &out.join("fp32.xml"), "reference_cnn_fp32")?;
@@ -135,7 +206,7 @@ fn run_config(config: &Path, data: Option<PathBuf>, out: &Path) -> Result<(), St
         &out.join("compressed.xml"),
         "reference_cnn_compressed",
     )?;
-    let burn_logits = predict(&compressed, &dataset.test, 250, &Device::flex());
+    let burn_logits = predict(&compressed, &dataset.test, 250, &device);
     let openvino = openvino_logits(&out.join("compressed.xml"), &dataset.test);
 
     println!();
@@ -206,13 +277,68 @@ fn default_out(config: &Path) -> PathBuf {
     Path::new("out").join(stem)
 }
 
+/// Prints what `config` asks for, as burn-compress reads it.
+fn check_config(config: &Path) -> Result<(), String> {
+    let parsed = CompressionConfig::from_file(config).map_err(|e| e.to_string())?;
+    println!("{}: valid", config.display());
+    for input in &parsed.input_info {
+        println!("input {:?} ({})", input.sample_size, input.element);
+    }
+    println!("target_device {}", parsed.target_device);
+    for algorithm in &parsed.algorithms {
+        match algorithm {
+            Algorithm::Quantization(q) => println!(
+                "quantization: weights {:?}\n  activations {:?}\n  range {:?} on {} samples, \
+                 overflow fix {:?}, ignored {:?}",
+                q.config.weights,
+                q.config.activations,
+                q.config.range_init,
+                q.init_samples,
+                q.config.overflow_fix,
+                q.config.ignored_scopes
+            ),
+            Algorithm::Sparsity(s) => {
+                println!("sparsity: {:?}, ignored {:?}", s.method, s.ignored_scopes)
+            }
+            Algorithm::Pruning(p) => {
+                println!(
+                    "filter pruning: {:?}, ignored {:?}",
+                    p.pruning, p.ignored_scopes
+                )
+            }
+        }
+    }
+    let training = &parsed.training;
+    println!(
+        "training: {} epochs, batch {}, {:?} at {} ({:?}), seed {}",
+        training.epochs,
+        training.batch_size,
+        training.optimizer.kind,
+        training.optimizer.base_lr,
+        training.optimizer.schedule,
+        training.seed
+    );
+    for key in &training.without_effect {
+        println!("note: `{key}` has no effect here");
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Run { config, data, out } => {
-            let out = out.unwrap_or_else(|| default_out(&config));
-            run_config(&config, data, &out)
+        Command::Run {
+            config,
+            data,
+            out,
+            device,
         }
-        Command::Qat { config, data, out } => run_config(&config, data, &out),
+        | Command::Qat {
+            config,
+            data,
+            out,
+            device,
+        } => run_config(&config, data, out, device),
+        Command::Check { config } => check_config(&config),
         Command::Eval { ir, data } => {
             let dataset =
                 Mnist::load(&data.unwrap_or_else(mnist::default_dir)).map_err(|e| e.to_string())?;

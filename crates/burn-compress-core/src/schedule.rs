@@ -12,6 +12,7 @@
 //! | `polynomial`, concave | `target − (target − init)·(1 − p)^power` |
 //! | `polynomial`, convex | `init + (target − init)·p^power` |
 //! | `exponential` | `min(1 − d, target)`, density `d = max(d0·(dT/d0)^(e/target_epoch), dT)`, `d0 = 1 − init`, `dT = 1 − target` |
+//! | `exponential_with_bias` | `min(a·exp(−k·e) + b, target)`: `init` at 0, `target` at `target_epoch`, 75 % of `target` at `target_epoch / 8` (NNCF pruning) |
 //! | `multistep` | `levels[i]`, `i` = number of `steps` that are `<= e` |
 //! | `cubic` (Zhu & Gupta) | `target + (init − target)·(1 − (t − begin)/(target_epoch − begin))³`, `t = e` rounded down to `begin + k·frequency` |
 //! | `adaptive` | starts at `init`; after each epoch whose achieved level is `>= level − eps` (`patience` times in a row) adds `step`, up to `target` |
@@ -35,6 +36,10 @@ pub enum Schedule {
     },
     /// Density decays exponentially from `1 − init` to `1 − target` at `target_epoch`.
     Exponential,
+    /// NNCF filter pruning's `exponential_with_bias` (arXiv 1808.07471): `a·exp(−k·e) + b`
+    /// through `init` at 0 and `target` at `target_epoch`, reaching 75 % of `target` after an
+    /// eighth of that span: a fast start that saturates.
+    ExponentialWithBias,
     /// Piecewise constant: `levels[0]` before `steps[0]`, `levels[i]` from `steps[i − 1]` on.
     Multistep {
         /// Epochs at which the level changes, ascending.
@@ -99,6 +104,7 @@ impl Schedule {
             "constant" | "baseline" => Schedule::Constant,
             "polynomial" => Schedule::polynomial(),
             "exponential" => Schedule::Exponential,
+            "exponential_with_bias" => Schedule::ExponentialWithBias,
             "adaptive" => Schedule::Adaptive {
                 patience: default_patience(),
                 step: default_adaptive_step(),
@@ -113,7 +119,7 @@ impl Schedule {
                     field: "schedule",
                     reason: format!(
                         "unknown schedule `{other}` (known: constant, polynomial, exponential, \
-                         multistep, adaptive, cubic)"
+                         exponential_with_bias, multistep, adaptive, cubic)"
                     ),
                 })
             }
@@ -142,6 +148,11 @@ pub struct LevelSchedule {
     /// epoch.
     #[serde(default)]
     pub per_step: bool,
+    /// Epochs at level 0 before the schedule starts (NNCF pruning's `num_init_steps`); the
+    /// schedule's own epochs (`target_epoch`, multistep `steps`, cubic `begin`) count from
+    /// there, `freeze_epoch` from the start of training.
+    #[serde(default)]
+    pub warmup_epochs: f64,
 }
 
 /// A schedule setting that is out of range; `field` names it.
@@ -176,6 +187,7 @@ impl LevelSchedule {
             target_epoch: 0.0,
             freeze_epoch: None,
             per_step: false,
+            warmup_epochs: 0.0,
         }
     }
 
@@ -188,6 +200,7 @@ impl LevelSchedule {
             target_epoch,
             freeze_epoch: None,
             per_step: false,
+            warmup_epochs: 0.0,
         }
     }
 
@@ -200,6 +213,12 @@ impl LevelSchedule {
     /// The same schedule, updated after every optimizer step.
     pub fn with_per_step(mut self, per_step: bool) -> Self {
         self.per_step = per_step;
+        self
+    }
+
+    /// The same schedule, starting after `epochs` at level 0.
+    pub fn with_warmup(mut self, epochs: f64) -> Self {
+        self.warmup_epochs = epochs;
         self
     }
 
@@ -218,6 +237,12 @@ impl LevelSchedule {
         check_level(self.target, "target")?;
         if !(self.target_epoch.is_finite() && self.target_epoch >= 0.0) {
             return bad("target_epoch", format!("{} is not >= 0", self.target_epoch));
+        }
+        if !(self.warmup_epochs.is_finite() && self.warmup_epochs >= 0.0) {
+            return bad(
+                "warmup_epochs",
+                format!("{} is not >= 0", self.warmup_epochs),
+            );
         }
         if let Some(freeze) = self.freeze_epoch {
             if !(freeze.is_finite() && freeze >= 0.0) {
@@ -250,6 +275,14 @@ impl LevelSchedule {
                 }
                 Ok(())
             }
+            Schedule::ExponentialWithBias if self.init * 7.0 >= self.target * 5.0 => bad(
+                "exponential_with_bias.init",
+                format!(
+                    "init {} is not below 5/7 of target {}: no such curve reaches 75 % of the \
+                     target at an eighth of the span",
+                    self.init, self.target
+                ),
+            ),
             Schedule::Adaptive { step, eps, .. } => {
                 if !(*step > 0.0 && *step < 1.0) {
                     return bad("adaptive.step", format!("{step} is outside (0, 1)"));
@@ -281,6 +314,10 @@ impl LevelSchedule {
     /// The level at time `epoch` (fractional for per-step schedules). `adaptive` returns its
     /// starting level here; its later levels depend on training ([`Scheduler`]).
     pub fn level_at(&self, epoch: f64) -> f64 {
+        if epoch < self.warmup_epochs {
+            return 0.0;
+        }
+        let epoch = epoch - self.warmup_epochs;
         let (init, target, end) = (self.init, self.target, self.target_epoch);
         let progress = if end > 0.0 {
             (epoch / end).clamp(0.0, 1.0)
@@ -304,6 +341,13 @@ impl LevelSchedule {
                     dt
                 };
                 (1.0 - density).min(target)
+            }
+            Schedule::ExponentialWithBias => {
+                if end <= 0.0 {
+                    return target;
+                }
+                let (a, b, k) = exponential_with_bias(init, target, end);
+                (a * (-k * epoch.min(end)).exp() + b).min(target)
             }
             Schedule::Multistep { steps, levels } => {
                 let passed = steps.iter().filter(|&&s| s <= epoch).count();
@@ -334,6 +378,31 @@ impl LevelSchedule {
     pub fn is_frozen(&self, epoch: f64) -> bool {
         self.freeze_epoch.is_some_and(|freeze| epoch >= freeze)
     }
+}
+
+/// `(a, b, k)` of `a·exp(−k·e) + b` with value `init` at 0, `target` at `end` and
+/// `0.75·target` at `end / 8` (NNCF's `_init_exp` with factor 0.125).
+///
+/// With `y = exp(−k·end)` and `c = (0.75·target − init) / (target − init)`, the conditions
+/// reduce to `f(y) = y^(1/8) − c·y + c − 1 = 0`. For `init < 5/7·target`, `c` lies in
+/// (1/8, 1): `f` is `c − 1 < 0` at 0 and positive just below the trivial root `y = 1`, so the
+/// root in (0, 1) is found by bisection.
+fn exponential_with_bias(init: f64, target: f64, end: f64) -> (f64, f64, f64) {
+    let c = (0.75 * target - init) / (target - init);
+    let f = |y: f64| y.powf(0.125) - c * y + c - 1.0;
+    let (mut low, mut high) = (0.0_f64, 1.0 - 1e-9);
+    for _ in 0..200 {
+        let mid = 0.5 * (low + high);
+        if f(mid) < 0.0 {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    let y = 0.5 * (low + high);
+    let k = -y.ln() / end;
+    let a = (target - init) / (y - 1.0);
+    (a, init - a, k)
 }
 
 /// What a clock tick asks of the method.

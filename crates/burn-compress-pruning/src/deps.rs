@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 
-use burn_compress_graph::{Graph, Op, ValueId, ValueKind};
+use burn_compress_graph::{ConvAttrs, Graph, Op, ValueId, ValueKind};
 use serde::{Deserialize, Serialize};
 
 /// A parameter axis whose indices follow a source's channels: index `links[k].1` of axis `axis`
@@ -51,6 +51,12 @@ pub struct Source {
     pub batch_norm_scale: Option<String>,
     /// Why these channels cannot be pruned, if they cannot.
     pub blocked: Vec<String>,
+    /// The producer is a convolution (not a matrix product).
+    #[serde(default)]
+    pub convolution: bool,
+    /// The producer is a convolution with a stride above 1 on some axis.
+    #[serde(default)]
+    pub downsampling: bool,
 }
 
 /// Sources whose channels are pruned together (coupled by element-wise ops).
@@ -235,6 +241,8 @@ impl Analysis<'_> {
             }],
             batch_norm_scale: None,
             blocked: Vec::new(),
+            convolution: false,
+            downsampling: false,
         });
         self.parent.push(id);
         id
@@ -254,7 +262,7 @@ impl Analysis<'_> {
         let out_rank = self.graph.value(out).shape.len();
         let first = node.inputs.first().and_then(|v| self.input_view(*v));
         match &node.op {
-            Op::Conv(attrs) => self.conv(&node.inputs, out, attrs.groups),
+            Op::Conv(attrs) => self.conv(&node.inputs, out, attrs),
             Op::MatMul => self.matmul(&node.inputs, out),
             Op::Add | Op::Sub | Op::Mul | Op::Div => self.binary(&node.inputs, out),
             Op::BatchNorm { .. } => {
@@ -346,7 +354,8 @@ impl Analysis<'_> {
         }
     }
 
-    fn conv(&mut self, inputs: &[ValueId], out: ValueId, groups: usize) {
+    fn conv(&mut self, inputs: &[ValueId], out: ValueId, attrs: &ConvAttrs) {
+        let groups = attrs.groups;
         let x = inputs[0];
         let weight = self.param(inputs[1]);
         let out_channels = self.graph.value(out).shape[1];
@@ -379,6 +388,8 @@ impl Analysis<'_> {
             }
         }
         let source = self.new_source(weight, 0, out_channels);
+        self.sources[source].convolution = true;
+        self.sources[source].downsampling = attrs.stride.iter().any(|&s| s > 1);
         if let Some(bias) = bias {
             let view = identity_view(1, source, out_channels);
             self.follow(&bias, 0, &view);

@@ -101,6 +101,7 @@ impl<M: Module> PruneBuilder<M> {
         let graph = plain_graph(&self.model, forward, input_shape)?;
         let mut dependencies = analyse(&graph, &dims);
         ignore(&mut dependencies, &self.ignored)?;
+        keep_convolutions(&mut dependencies, &pruning);
         if pruning.criterion == Criterion::BnScale {
             require_batch_norms(&dependencies)?;
         }
@@ -246,6 +247,27 @@ fn ignore(dependencies: &mut Dependencies, ignored: &[String]) -> Result<()> {
         group.blocked = blocked_reasons(&dependencies.sources, &group.sources);
     }
     Ok(())
+}
+
+/// Blocks the first convolution and the strided ones where the settings keep them whole.
+fn keep_convolutions(dependencies: &mut Dependencies, pruning: &Pruning) {
+    let first = dependencies.sources.iter().position(|s| s.convolution);
+    for (index, source) in dependencies.sources.iter_mut().enumerate() {
+        if !pruning.prune_first_conv && Some(index) == first {
+            source
+                .blocked
+                .push("is the first convolution (`prune_first_conv` is off)".into());
+        }
+        if !pruning.prune_downsample_convs && source.downsampling {
+            source.blocked.push(
+                "is a downsampling convolution (stride > 1; `prune_downsample_convs` is off)"
+                    .into(),
+            );
+        }
+    }
+    for group in &mut dependencies.groups {
+        group.blocked = blocked_reasons(&dependencies.sources, &group.sources);
+    }
 }
 
 /// The BatchNorm-scale criterion needs a BatchNorm after every source of a prunable group.

@@ -36,6 +36,18 @@ pub struct Pruning {
     /// levels then count MACs.
     #[serde(default)]
     pub flops_target: Option<f64>,
+    /// Prune the output channels of the first convolution (NNCF's `prune_first_conv`, off
+    /// there by default).
+    #[serde(default = "default_true")]
+    pub prune_first_conv: bool,
+    /// Prune the output channels of convolutions with a stride above 1 (NNCF's
+    /// `prune_downsample_convs`, off there by default).
+    #[serde(default = "default_true")]
+    pub prune_downsample_convs: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_round_to() -> usize {
@@ -56,12 +68,26 @@ impl Pruning {
             ranking: Ranking::default(),
             round_to: default_round_to(),
             flops_target: None,
+            prune_first_conv: true,
+            prune_downsample_convs: true,
         }
     }
 
     /// Filter importance.
     pub fn criterion(mut self, criterion: Criterion) -> Self {
         self.criterion = criterion;
+        self
+    }
+
+    /// Whether the first convolution's output channels may be pruned.
+    pub fn prune_first_conv(mut self, prune: bool) -> Self {
+        self.prune_first_conv = prune;
+        self
+    }
+
+    /// Whether the output channels of strided (downsampling) convolutions may be pruned.
+    pub fn prune_downsample_convs(mut self, prune: bool) -> Self {
+        self.prune_downsample_convs = prune;
         self
     }
 

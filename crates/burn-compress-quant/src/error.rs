@@ -21,6 +21,14 @@ pub enum QuantError {
     /// Calibration data is unusable.
     #[error("calibration data: {0}")]
     Calibration(String),
+    /// A checkpoint cannot be loaded into the model.
+    #[error("checkpoint `{file}`: {reason}")]
+    Checkpoint {
+        /// The checkpoint file.
+        file: String,
+        /// What does not fit (the parameters are named).
+        reason: String,
+    },
     /// The model has nothing to quantize.
     #[error("nothing to quantize: {0}")]
     NothingToQuantize(String),

@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod activation;
+pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod prepare;
@@ -28,6 +29,7 @@ pub use burn_compress_core::{
     fake_quantize_trainable, fold_batch_norm, safe_magnitude, symmetric_low_and_range, tune_range,
     FakeQuantizer, Form, QuantMode, ResolvedSpec, Scope, WeightTransform, RANGE_EPS,
 };
+pub use checkpoint::load_stock_checkpoint;
 pub use config::QuantConfig;
 pub use error::{QuantError, Result};
 pub use prepare::{

@@ -10,7 +10,5 @@ pub mod train;
 
 pub use mnist::{Mnist, MnistSplit};
 pub use model::ReferenceCnn;
-pub use recipe::{
-    run_recipe, train_fp32, PruningConfig, Recipe, RecipeModels, RecipeSummary, SparsityConfig,
-};
+pub use recipe::{run_recipe, run_recipe_on, train_fp32, Recipe, RecipeModels, RecipeSummary};
 pub use train::{accuracy, predict, Classifier, NoHook, StepHook, Trainer};

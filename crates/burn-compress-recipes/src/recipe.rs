@@ -6,11 +6,14 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
+use burn_compress_config::{
+    CompressionConfig, ConfigError, Optimizer, Pretrained, Pretraining, PruningAlgorithm,
+    QuantizationAlgorithm, SparsityAlgorithm,
+};
 use burn_compress_core::ModelStats;
-use burn_compress_pruning::{Pruning, PruningStatistics};
-use burn_compress_quant::{adapt_batch_norm, QuantConfig};
-use burn_compress_sparsity::SparsityMethod;
-use serde::{Deserialize, Serialize};
+use burn_compress_pruning::PruningStatistics;
+use burn_compress_quant::adapt_batch_norm;
+use serde::Serialize;
 
 use crate::mnist::{self, Mnist, MnistSplit};
 use crate::model::ReferenceCnn;
@@ -19,14 +22,9 @@ use crate::train::{accuracy, NoHook, Trainer};
 /// Errors of a recipe run; each names the file or setting at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum RecipeError {
-    /// The config file cannot be read or parsed.
-    #[error("config `{path}`: {reason}")]
-    Config {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong (serde names the key at fault).
-        reason: String,
-    },
+    /// The config cannot be read, parsed or used (the error names the file and JSON path).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// A setting is out of range.
     #[error("config key `{key}`: {reason}")]
     Setting {
@@ -47,6 +45,9 @@ pub enum RecipeError {
     /// Pruning could not be attached or the model not shrunk.
     #[error(transparent)]
     Pruning(#[from] burn_compress_pruning::PruningError),
+    /// Compression could not be attached or finished.
+    #[error(transparent)]
+    Compress(#[from] burn_compress::Error),
     /// The dataset could not be read.
     #[error(transparent)]
     Dataset(#[from] crate::mnist::DatasetError),
@@ -61,83 +62,119 @@ pub enum RecipeError {
 }
 
 /// One training phase.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Phase {
     /// Passes over the training split.
     pub epochs: usize,
-    /// Adam learning rate.
-    pub learning_rate: f64,
+    /// Optimizer, learning rate and its schedule.
+    pub optimizer: Optimizer,
 }
 
-/// The sparsity part of a recipe.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SparsityConfig {
-    /// The method and its settings (`{"algorithm": "magnitude" | "rb" | "n_m", ...}`).
-    pub method: SparsityMethod,
-    /// Module paths (or `re:` regular expressions) left dense.
-    #[serde(default)]
-    pub ignored_scopes: Vec<String>,
-    /// Adam learning rate of learned mask logits (RB); the fine-tuning rate when absent.
-    #[serde(default)]
-    pub mask_learning_rate: Option<f64>,
-}
-
-/// The channel-pruning part of a recipe.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PruningConfig {
-    /// Level, criterion, ranking, rounding, FLOPs target.
-    pub channels: Pruning,
-    /// Layers whose output channels are never pruned.
-    #[serde(default)]
-    pub ignored_scopes: Vec<String>,
-}
-
-/// A compression recipe on MNIST-10k with the reference CNN (`configs/*.json`): FP32 training,
-/// optional BatchNorm folding, sparsity and/or quantization, fine-tuning.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A compression recipe on MNIST-10k with the reference CNN, read from an NNCF-style config
+/// (`configs/*.json`): FP32 training (or a pretrained checkpoint), optional BatchNorm folding,
+/// sparsity, pruning and/or quantization, fine-tuning.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Recipe {
     /// Seed of parameter initialisation and batch shuffling.
     pub seed: u64,
     /// Batch size of training and calibration.
     pub batch_size: usize,
-    /// FP32 training.
+    /// FP32 training (when no pretrained checkpoint is given).
     pub fp32: Phase,
-    /// Fine-tuning with compression attached (`qat` in older configs).
-    #[serde(alias = "qat")]
+    /// FP32 checkpoint to start from instead of training (stock or wrapped layers).
+    pub pretrained: Option<PathBuf>,
+    /// Fine-tuning with compression attached.
     pub finetune: Phase,
-    /// Training images used to initialise activation ranges.
-    pub calibration_samples: usize,
     /// Fold BatchNorm into the convolutions before compressing.
     pub fold_batch_norm: bool,
-    /// Batches of BatchNorm adaptation after quantizers are attached (unfolded BN only).
-    #[serde(default)]
-    pub bn_adaptation_batches: usize,
-    /// What to sparsify and how; `null` for none.
-    #[serde(default)]
-    pub sparsity: Option<SparsityConfig>,
-    /// Which channels to prune and how; the fine-tuned model is then shrunk. `null` for none.
-    #[serde(default)]
-    pub pruning: Option<PruningConfig>,
-    /// What to quantize and how; `null` for none.
-    #[serde(default)]
-    pub quantization: Option<QuantConfig>,
+    /// What to sparsify and how.
+    pub sparsity: Option<SparsityAlgorithm>,
+    /// Which channels to prune and how; the fine-tuned model is then shrunk.
+    pub pruning: Option<PruningAlgorithm>,
+    /// What to quantize and how (with the calibration size and BatchNorm adaptation).
+    pub quantization: Option<QuantizationAlgorithm>,
+    /// Folder of the MNIST files, when the config names one.
+    pub dataset_dir: Option<PathBuf>,
+    /// Output directory, when the config names one (`log_dir`).
+    pub log_dir: Option<PathBuf>,
 }
 
 impl Recipe {
-    /// Reads a recipe from a JSON file; unknown or missing keys are named in the error.
+    /// Reads a recipe from an NNCF-style JSON config; errors name the file and JSON path.
     pub fn from_file(path: &Path) -> Result<Self, RecipeError> {
-        let text = std::fs::read_to_string(path).map_err(|error| RecipeError::Config {
-            path: path.to_path_buf(),
-            reason: error.to_string(),
-        })?;
-        let recipe: Self = serde_json::from_str(&text).map_err(|error| RecipeError::Config {
-            path: path.to_path_buf(),
-            reason: error.to_string(),
-        })?;
+        let config = CompressionConfig::from_file(path)?;
+        Self::from_config(&config).map_err(|error| match error {
+            RecipeError::Config(error) => RecipeError::Config(error.in_file(path)),
+            other => other,
+        })
+    }
+
+    /// The recipe a parsed config describes. The recipe trains the reference CNN on MNIST:
+    /// `model`, `dataset` and `input_info` must agree when given.
+    pub fn from_config(config: &CompressionConfig) -> Result<Self, RecipeError> {
+        let training = &config.training;
+        if let Some(model) = training.model.as_deref().filter(|m| *m != "reference_cnn") {
+            return Err(ConfigError::at(
+                "model",
+                format!("unknown model `{model}` (the recipes train `reference_cnn`)"),
+            )
+            .into());
+        }
+        if let Some(dataset) = training.dataset.as_deref() {
+            if !dataset.eq_ignore_ascii_case("mnist") {
+                return Err(ConfigError::at(
+                    "dataset",
+                    format!("unknown dataset `{dataset}` (the recipes train on `mnist`)"),
+                )
+                .into());
+            }
+        }
+        for (index, input) in config.input_info.iter().enumerate() {
+            let image = [1, mnist::SIDE, mnist::SIDE];
+            if input.sample_size.len() != 4 || input.sample_size[1..] != image {
+                return Err(ConfigError::at(
+                    &format!("input_info[{index}].sample_size"),
+                    format!(
+                        "{:?} is not an MNIST batch [n, 1, 28, 28]",
+                        input.sample_size
+                    ),
+                )
+                .into());
+            }
+        }
+        let pretraining = training.pretraining.clone().unwrap_or(Pretraining {
+            epochs: 5,
+            optimizer: Optimizer::adam(1e-3),
+        });
+        let recipe = Self {
+            seed: training.seed,
+            batch_size: training.batch_size,
+            fp32: Phase {
+                epochs: pretraining.epochs,
+                optimizer: pretraining.optimizer,
+            },
+            pretrained: match &training.pretrained {
+                Pretrained::No => None,
+                Pretrained::Checkpoint(path) => Some(path.clone()),
+                Pretrained::Yes => {
+                    return Err(ConfigError::at(
+                        "pretrained",
+                        "`true` names no weights: give the path of an FP32 checkpoint (.bpk)",
+                    )
+                    .into())
+                }
+            },
+            finetune: Phase {
+                epochs: training.epochs,
+                optimizer: training.optimizer.clone(),
+            },
+            fold_batch_norm: training.fold_batch_norm,
+            sparsity: config.sparsity().cloned(),
+            pruning: config.pruning().cloned(),
+            quantization: config.quantization().cloned(),
+            dataset_dir: training.dataset_dir.clone(),
+            log_dir: training.log_dir.clone(),
+        };
         recipe.validate()?;
         Ok(recipe)
     }
@@ -151,20 +188,15 @@ impl Recipe {
         if self.batch_size == 0 {
             return Err(setting("batch_size", "must be at least 1"));
         }
-        if self.calibration_samples == 0 {
-            return Err(setting("calibration_samples", "must be at least 1"));
-        }
-        let mask_rate = self.sparsity.as_ref().and_then(|s| s.mask_learning_rate);
-        for (key, rate) in [
-            ("fp32.learning_rate", Some(self.fp32.learning_rate)),
-            ("finetune.learning_rate", Some(self.finetune.learning_rate)),
-            ("sparsity.mask_learning_rate", mask_rate),
-        ] {
-            if let Some(rate) = rate {
-                if !(rate.is_finite() && rate > 0.0) {
-                    return Err(setting(key, "must be a positive number"));
-                }
-            }
+        if self
+            .quantization
+            .as_ref()
+            .is_some_and(|q| q.init_samples == 0)
+        {
+            return Err(setting(
+                "initializer.range.num_init_samples",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -204,10 +236,16 @@ pub struct RecipeModels {
     pub compressed: ReferenceCnn,
 }
 
-fn calibration_batches(data: &MnistSplit, recipe: &Recipe, device: &Device) -> Vec<Tensor<4>> {
-    let subset = data.take(recipe.calibration_samples);
+/// The first `samples` training images in batches of the recipe's size (one batch at least).
+fn calibration_batches(
+    data: &MnistSplit,
+    samples: usize,
+    batch_size: usize,
+    device: &Device,
+) -> Vec<Tensor<4>> {
+    let subset = data.take(samples.max(1));
     subset
-        .batch_indices(recipe.batch_size, None)
+        .batch_indices(batch_size, None)
         .iter()
         .map(|indices| subset.batch(indices, device).0)
         .collect()
@@ -223,8 +261,9 @@ pub fn train_fp32(
     device.seed(recipe.seed);
     let started = Instant::now();
     let mut model = ReferenceCnn::new(device);
-    let mut trainer = Trainer::adam(recipe.fp32.learning_rate);
+    let mut trainer = Trainer::new(&recipe.fp32.optimizer);
     for epoch in 0..recipe.fp32.epochs {
+        trainer.learning_rate = recipe.fp32.optimizer.learning_rate(epoch);
         let label = format!("fp32 {}/{}", epoch + 1, recipe.fp32.epochs);
         (model, _) = trainer.epoch(
             model,
@@ -237,7 +276,7 @@ pub fn train_fp32(
         );
     }
     let seconds = started.elapsed().as_secs_f64();
-    let eval = Device::flex();
+    let eval = device.clone().inner();
     let accuracy = accuracy(&model.valid(), &data.test, &eval);
     println!("FP32 test accuracy: {accuracy:.2} %");
     let mut folded = None;
@@ -265,12 +304,23 @@ pub fn run_recipe(
     fp32: Option<ReferenceCnn>,
     out_dir: Option<&Path>,
 ) -> Result<(RecipeModels, RecipeSummary), RecipeError> {
+    run_recipe_on(recipe, data, fp32, out_dir, &Device::flex())
+}
+
+/// [`run_recipe`] on `device` (training on its autodiff form).
+pub fn run_recipe_on(
+    recipe: &Recipe,
+    data: &Mnist,
+    fp32: Option<ReferenceCnn>,
+    out_dir: Option<&Path>,
+    device: &Device,
+) -> Result<(RecipeModels, RecipeSummary), RecipeError> {
     recipe.validate()?;
-    let device = Device::flex().autodiff();
-    let eval_device = Device::flex();
+    let eval_device = device.clone();
+    let device = device.clone().autodiff();
     let (model, fp32_accuracy, folded_accuracy, fp32_seconds) = match fp32 {
         Some(model) => {
-            let model = model.train();
+            let model = model.to_device(&device).train();
             let accuracy = accuracy_of(&model, data, &eval_device);
             (model, accuracy, None, 0.0)
         }
@@ -282,56 +332,43 @@ pub fn run_recipe(
     device.seed(recipe.seed + 1);
 
     let steps_per_epoch = data.train.batch_indices(recipe.batch_size, None).len();
-    let mut compressed = model.clone();
-    let mut controller = None;
+    let samples = recipe
+        .quantization
+        .as_ref()
+        .map_or(recipe.batch_size, |q| q.init_samples);
+    let calibration = calibration_batches(&data.train, samples, recipe.batch_size, &device);
+    let mut builder = burn_compress::compress(model.clone()).steps_per_epoch(steps_per_epoch);
     if let Some(sparsity) = &recipe.sparsity {
-        let mut builder = burn_compress_sparsity::sparsify(compressed)
-            .method(sparsity.method.clone())
-            .steps_per_epoch(steps_per_epoch);
-        for scope in &sparsity.ignored_scopes {
-            builder = builder.ignore(scope.clone());
-        }
-        let (sparse, sparsity_controller) = builder.build()?;
-        println!(
-            "sparsity attached: {} at level {:.1} %",
-            sparsity_controller.method.name(),
-            100.0 * sparsity_controller.level()
-        );
-        compressed = sparse;
-        controller = Some(sparsity_controller);
+        builder = builder.sparsity(sparsity.clone());
     }
-    let mut pruner = None;
     if let Some(pruning) = &recipe.pruning {
-        let mut builder = burn_compress_pruning::prune(compressed)
-            .channels(pruning.channels.clone())
-            .steps_per_epoch(steps_per_epoch);
-        for scope in &pruning.ignored_scopes {
-            builder = builder.ignore(scope.clone());
-        }
-        let (pruned, pruning_controller) =
-            builder.build(|m, x| m.forward(x), [2, 1, mnist::SIDE, mnist::SIDE])?;
-        println!(
-            "pruning attached at level {:.1} %",
-            100.0 * pruning_controller.level()
-        );
-        compressed = pruned;
-        pruner = Some(pruning_controller);
+        builder = builder.pruning(pruning.clone());
     }
     if let Some(quantization) = &recipe.quantization {
-        let calibration = calibration_batches(&data.train, recipe, &device);
-        compressed = quantization.builder(compressed).init_ranges(
-            quantization.range_init.clone(),
-            calibration,
-            |m, x| {
-                m.valid().forward(x);
-            },
-        )?;
-        if !recipe.fold_batch_norm && recipe.bn_adaptation_batches > 0 {
+        builder = builder.quantization(quantization.clone());
+    }
+    let (mut compressed, mut compression) =
+        builder.build(|m: &ReferenceCnn, x| m.forward(x), calibration)?;
+    if let Some(sparsity) = compression.sparsity() {
+        println!(
+            "sparsity attached: {} at level {:.1} %",
+            sparsity.method.name(),
+            100.0 * sparsity.level()
+        );
+    }
+    if let Some(pruning) = compression.pruning() {
+        println!("pruning attached at level {:.1} %", 100.0 * pruning.level());
+    }
+    if let Some(quantization) = &recipe.quantization {
+        let batches = quantization
+            .bn_adaptation_samples
+            .div_ceil(recipe.batch_size);
+        if !recipe.fold_batch_norm && batches > 0 {
             let batches = data
                 .train
                 .batch_indices(recipe.batch_size, Some(recipe.seed))
                 .into_iter()
-                .take(recipe.bn_adaptation_batches)
+                .take(batches)
                 .map(|indices| data.train.batch(&indices, &device).0);
             adapt_batch_norm(&compressed, batches, |m, x| {
                 m.forward(x);
@@ -343,9 +380,9 @@ pub fn run_recipe(
 
     let started = Instant::now();
     let mask_rate = recipe.sparsity.as_ref().and_then(|s| s.mask_learning_rate);
-    let mut trainer =
-        Trainer::adam(recipe.finetune.learning_rate).with_mask_learning_rate(mask_rate);
+    let mut trainer = Trainer::new(&recipe.finetune.optimizer).with_mask_learning_rate(mask_rate);
     for epoch in 0..recipe.finetune.epochs {
+        trainer.learning_rate = recipe.finetune.optimizer.learning_rate(epoch);
         let label = format!("finetune {}/{}", epoch + 1, recipe.finetune.epochs);
         let seed = recipe.seed + 1000 + epoch as u64;
         (compressed, _) = trainer.epoch(
@@ -355,19 +392,19 @@ pub fn run_recipe(
             seed,
             &device,
             &label,
-            &mut (&mut controller, &mut pruner),
+            &mut compression,
         );
     }
     let finetune_seconds = started.elapsed().as_secs_f64();
-    let pruning = pruner.as_ref().map(|p| p.statistics());
-    if let Some(pruner) = &pruner {
-        compressed = pruner.shrink(compressed)?;
-        println!("{}", pruning.as_ref().expect("statistics of the pruner"));
+    let pruning = compression.pruning().map(|p| p.statistics());
+    if let Some(statistics) = &pruning {
+        println!("{statistics}");
     }
+    compressed = compression.finish(compressed)?;
     let compressed_accuracy = accuracy_of(&compressed, data, &eval_device);
     println!("after fine-tuning: {compressed_accuracy:.2} %");
     let stats = ModelStats::of(&compressed.valid());
-    let sparsity = controller.as_ref().map(|_| stats.masked_sparsity());
+    let sparsity = compression.sparsity().map(|_| stats.masked_sparsity());
     if let Some(level) = sparsity {
         println!("sparsity of the masked weights: {:.2} %", 100.0 * level);
     }

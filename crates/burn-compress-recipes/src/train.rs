@@ -3,8 +3,12 @@
 
 use burn::module::{Module, ParamId};
 use burn::nn::loss::CrossEntropyLoss;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Tensor, TensorData};
+use burn_compress::Compression;
+use burn_compress_config::{Optimizer, OptimizerKind};
 use burn_compress_core::state::mask_logit_ids;
 use burn_compress_pruning::PruningController;
 use burn_compress_sparsity::SparsityController;
@@ -95,6 +99,20 @@ impl<M, H: StepHook<M>> StepHook<M> for &mut H {
     }
 }
 
+impl<M: Module> StepHook<M> for Compression {
+    fn extra_loss(&self, model: &M) -> Option<Tensor<1>> {
+        self.loss(model)
+    }
+
+    fn mask_parameters(&self, model: &M) -> Vec<ParamId> {
+        mask_logit_ids(model)
+    }
+
+    fn after_step(&mut self, model: &mut M) {
+        self.step(model);
+    }
+}
+
 impl<M: Module> StepHook<M> for PruningController {
     fn after_step(&mut self, model: &mut M) {
         self.step(model);
@@ -147,10 +165,33 @@ pub struct Trainer {
 impl Trainer {
     /// Adam (default settings) at `learning_rate`.
     pub fn adam(learning_rate: f64) -> Self {
+        Self::new(&Optimizer::adam(learning_rate))
+    }
+
+    /// The optimizer a config describes, at its base learning rate (set
+    /// [`learning_rate`](Self::learning_rate) per epoch for a schedule). Mask logits train
+    /// with Adam.
+    pub fn new(settings: &Optimizer) -> Self {
+        let decay = (settings.weight_decay > 0.0)
+            .then(|| WeightDecayConfig::new(settings.weight_decay as f32));
+        let optimizer = match settings.kind {
+            OptimizerKind::Adam => AdamConfig::new().with_weight_decay(decay).init(),
+            OptimizerKind::Sgd => {
+                let momentum = (settings.momentum > 0.0).then(|| {
+                    MomentumConfig::new()
+                        .with_momentum(settings.momentum)
+                        .with_nesterov(settings.nesterov)
+                });
+                SgdConfig::new()
+                    .with_momentum(momentum)
+                    .with_weight_decay(decay)
+                    .init()
+            }
+        };
         Self {
-            optimizer: AdamConfig::new().init(),
+            optimizer,
             mask_optimizer: AdamConfig::new().init(),
-            learning_rate,
+            learning_rate: settings.base_lr,
             mask_learning_rate: None,
         }
     }

@@ -4,7 +4,9 @@
 
 use burn::module::Module;
 use burn::nn::conv::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig};
-use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, AvgPool2d, AvgPool2dConfig};
+use burn::nn::pool::{
+    AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, AvgPool2d, AvgPool2dConfig, MaxPool2dConfig,
+};
 use burn::nn::{
     BatchNorm, Dropout, DropoutConfig, LayerNorm, LayerNormConfig, LeakyRelu, LeakyReluConfig,
     Linear, LinearConfig, PaddingConfig1d, PaddingConfig2d,
@@ -306,5 +308,42 @@ impl ConcatNet {
         let b = relu(self.pointwise.forward(self.depthwise.forward(x)));
         let x = relu(self.merge.forward(Tensor::cat(vec![a, b], 1)));
         self.head.forward(x.flatten::<2>(1, 3))
+    }
+}
+
+/// The reference CNN as a user writes it before QAT: stock `Conv2d` / `Linear` fields, no
+/// quantizer slots. Same parameters as [`ReferenceCnn`] (whose layers are wrapped).
+#[derive(Module, Debug)]
+pub struct StockCnn {
+    pub conv1: Conv2d,
+    pub bn1: Option<BatchNorm>,
+    pub conv2: Conv2d,
+    pub bn2: Option<BatchNorm>,
+    pub fc1: Linear,
+    pub fc2: Linear,
+}
+
+impl StockCnn {
+    pub fn new(seed: u64) -> Self {
+        dev().seed(seed);
+        let conv = |i, o| Conv2dConfig::new([i, o], [3, 3]).init(&dev());
+        Self {
+            conv1: conv(1, 32),
+            bn1: Some(bn(32, seed + 1)),
+            conv2: conv(32, 64),
+            bn2: Some(bn(64, seed + 2)),
+            fc1: LinearConfig::new(1600, 128).init(&dev()),
+            fc2: LinearConfig::new(128, 10).init(&dev()),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let max_pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
+        let pool = |x: Tensor<4>| max_pool.forward(x);
+        let x = self.bn1.as_ref().unwrap().forward(self.conv1.forward(x));
+        let x = pool(relu(x));
+        let x = self.bn2.as_ref().unwrap().forward(self.conv2.forward(x));
+        let x: Tensor<2> = pool(relu(x)).flatten(1, 3);
+        self.fc2.forward(relu(self.fc1.forward(x)))
     }
 }

@@ -207,3 +207,46 @@ fn bad_settings_name_the_field() {
         "per_step"
     );
 }
+
+#[test]
+fn exponential_with_bias_matches_nncf_pruning_schedule() {
+    // NNCF's own scheduler test (init 0, target 0.5, num_init_steps 1, pruning_steps 20)
+    // expects a = −0.5, b = 0.5, k ≈ 0.5836; levels here from that curve, solved by Newton's
+    // method on k in Python. The schedule spans `pruning_steps − 1` epochs after the warm-up.
+    let nncf = LevelSchedule::new(Schedule::ExponentialWithBias, 0.0, 0.5, 19.0).with_warmup(1.0);
+    let expected = [
+        0.0,
+        0.0,
+        0.22108351749381305,
+        0.3444126837550872,
+        0.41321059064168564,
+    ];
+    for (epoch, want) in expected.iter().enumerate() {
+        let got = nncf.level_at(epoch as f64);
+        assert!((got - want).abs() < 1e-4, "epoch {epoch}: {got} vs {want}");
+    }
+    assert!((nncf.level_at(20.0) - 0.5).abs() < 1e-12);
+    let shifted = LevelSchedule::new(Schedule::ExponentialWithBias, 0.1, 0.4, 14.0);
+    for (epoch, want) in [
+        (0.0, 0.1),
+        (1.0, 0.23986052066870353),
+        (2.0, 0.31452778618556276),
+        (5.0, 0.38703327163903173),
+        (13.0, 0.39995997314021275),
+        (14.0, 0.4),
+    ] {
+        let got = shifted.level_at(epoch);
+        assert!((got - want).abs() < 1e-6, "epoch {epoch}: {got} vs {want}");
+    }
+    let flat = LevelSchedule::new(Schedule::ExponentialWithBias, 0.3, 0.4, 5.0);
+    assert!(flat.validate().unwrap_err().to_string().contains("init"));
+}
+
+#[test]
+fn warmup_holds_level_zero_then_shifts_the_schedule() {
+    let exp = LevelSchedule::new(Schedule::Exponential, 0.1, 0.7, 4.0).with_warmup(2.0);
+    assert_levels(
+        &exp,
+        &[0.0, 0.0, 0.1, 0.31614788291356666, 0.48038475772933675],
+    );
+}
