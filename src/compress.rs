@@ -29,6 +29,7 @@ use burn_compress_config::{
 use burn_compress_core::ModelStats;
 use burn_compress_pruning::{PruningController, PruningStatistics};
 use burn_compress_sparsity::SparsityController;
+use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
@@ -157,8 +158,10 @@ impl<M: Module> CompressBuilder<M> {
     }
 }
 
-/// The controller of everything [`compress`] attached: drive it from the training loop.
-#[derive(Default)]
+/// The controller of everything [`compress`] attached: drive it from the training loop. It
+/// serialises (schedule positions, chosen channels) for checkpoints; the masks and quantizer
+/// ranges themselves are saved with the model.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Compression {
     sparsity: Option<SparsityController>,
     pruning: Option<PruningController>,

@@ -13,4 +13,5 @@ mod pruning;
 mod qat_recipe;
 mod qat_stress;
 mod quantizer_checks;
+mod resume;
 mod sparsity_recipes;

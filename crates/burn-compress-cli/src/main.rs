@@ -10,7 +10,9 @@ use burn_compress::openvino::{compare, ExportOptions, Precision, Runtime};
 use burn_compress::quant::load_stock_checkpoint;
 use burn_compress_config::{Algorithm, CompressionConfig};
 use burn_compress_recipes::train::{predict, progress_bar, top1};
-use burn_compress_recipes::{mnist, run_recipe_on, Mnist, MnistSplit, Recipe, ReferenceCnn};
+use burn_compress_recipes::{
+    mnist, run_recipe_with, Mnist, MnistSplit, Recipe, ReferenceCnn, RunOptions,
+};
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
@@ -73,6 +75,10 @@ enum Command {
         /// Device to train on.
         #[arg(long, value_enum, default_value = "flex")]
         device: DeviceChoice,
+        /// Continue a killed run from its last complete epoch (checkpoints in
+        /// <out>/checkpoints); it ends with the weights an uninterrupted run would have.
+        #[arg(long)]
+        resume: bool,
     },
     /// The reference QAT recipe: `run configs/mnist_qat.json`.
     Qat {
@@ -88,6 +94,10 @@ enum Command {
         /// Device to train on.
         #[arg(long, value_enum, default_value = "flex")]
         device: DeviceChoice,
+        /// Continue a killed run from its last complete epoch (checkpoints in
+        /// <out>/checkpoints); it ends with the weights an uninterrupted run would have.
+        #[arg(long)]
+        resume: bool,
     },
     /// Read a config and print what it asks for: each algorithm with its settings as
     /// burn-compress applies them, and the keys that have no effect. Nothing is trained.
@@ -171,6 +181,7 @@ fn run_config(
     data: Option<PathBuf>,
     out: Option<PathBuf>,
     device: DeviceChoice,
+    resume: bool,
 ) -> Result<(), String> {
     let recipe = Recipe::from_file(config).map_err(|e| e.to_string())?;
     let device = device.device()?;
@@ -196,8 +207,18 @@ fn run_config(
         None => None,
     };
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create `{}`: {e}", out.display()))?;
+    let probe = out.join(".burn-compress-write-test");
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| format!("cannot write into `{}`: {e}", out.display()))?;
+    let options = RunOptions {
+        device: device.clone(),
+        out_dir: Some(out.to_path_buf()),
+        resume,
+        stop_after_steps: None,
+    };
     let (models, summary) =
-        run_recipe_on(&recipe, &dataset, fp32, Some(out), &device).map_err(|e| e.to_string())?;
+        run_recipe_with(&recipe, &dataset, fp32, &options).map_err(|e| e.to_string())?;
 
     let (fp32, compressed) = (models.fp32.valid(), models.compressed.valid());
     export_model(&fp32, &out.join("fp32.xml"), "reference_cnn_fp32")?;
@@ -331,13 +352,15 @@ fn run(cli: Cli) -> Result<(), String> {
             data,
             out,
             device,
+            resume,
         }
         | Command::Qat {
             config,
             data,
             out,
             device,
-        } => run_config(&config, data, out, device),
+            resume,
+        } => run_config(&config, data, out, device, resume),
         Command::Check { config } => check_config(&config),
         Command::Eval { ir, data } => {
             let dataset =

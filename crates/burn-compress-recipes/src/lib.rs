@@ -2,6 +2,7 @@
 //! with progress bars and hooks for compression methods, and the compression recipes that
 //! `configs/` describe.
 
+pub mod checkpoint;
 pub mod mnist;
 pub mod model;
 pub mod recipe;
@@ -10,5 +11,7 @@ pub mod train;
 
 pub use mnist::{Mnist, MnistSplit};
 pub use model::ReferenceCnn;
-pub use recipe::{run_recipe, run_recipe_on, train_fp32, Recipe, RecipeModels, RecipeSummary};
+pub use recipe::{
+    run_recipe, run_recipe_with, train_fp32, Recipe, RecipeModels, RecipeSummary, RunOptions,
+};
 pub use train::{accuracy, predict, Classifier, NoHook, StepHook, Trainer};

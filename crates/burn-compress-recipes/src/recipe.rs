@@ -13,11 +13,13 @@ use burn_compress_config::{
 use burn_compress_core::ModelStats;
 use burn_compress_pruning::PruningStatistics;
 use burn_compress_quant::adapt_batch_norm;
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::checkpoint::Checkpoints;
 use crate::mnist::{self, Mnist, MnistSplit};
 use crate::model::ReferenceCnn;
-use crate::train::{accuracy, NoHook, Trainer};
+use crate::train::{accuracy, NoHook, StepHook, Trainer};
 
 /// Errors of a recipe run; each names the file or setting at fault.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,14 @@ pub enum RecipeError {
     /// The dataset could not be read.
     #[error(transparent)]
     Dataset(#[from] crate::mnist::DatasetError),
+    /// The step budget ran out (`stop_after_steps`); the last complete epoch is checkpointed.
+    #[error("stopped in epoch {} of `{phase}` (step budget spent); run again with resume", epoch + 1)]
+    Interrupted {
+        /// The phase (`fp32` or `finetune`).
+        phase: &'static str,
+        /// The epoch that was cut short (from 0).
+        epoch: usize,
+    },
     /// An output could not be written.
     #[error("cannot write `{path}`: {reason}")]
     Output {
@@ -251,6 +261,54 @@ fn calibration_batches(
         .collect()
 }
 
+/// Trains `model` through the epochs of `phase` (from the newest checkpoint of `name` when
+/// resuming), saving a checkpoint after every epoch when `checkpoints` is given. Each epoch
+/// shuffles with `seed + epoch` and reseeds the device with it, so an epoch computes the same
+/// whether or not the run was resumed before it.
+#[allow(clippy::too_many_arguments)]
+fn train_phase<H: StepHook<ReferenceCnn> + Serialize + DeserializeOwned>(
+    name: &'static str,
+    phase: &Phase,
+    seed: u64,
+    batch_size: usize,
+    data: &Mnist,
+    device: &Device,
+    mut model: ReferenceCnn,
+    trainer: &mut Trainer,
+    hook: &mut H,
+    checkpoints: Option<&Checkpoints>,
+    resume: bool,
+) -> Result<ReferenceCnn, RecipeError> {
+    let mut start = 0;
+    if let Some((_, path)) = checkpoints.filter(|_| resume).and_then(|c| c.latest(name)) {
+        let (loaded, done, state) = Checkpoints::load(&path, model, trainer)?;
+        println!("{name}: resuming after epoch {done} ({})", path.display());
+        (model, start, *hook) = (loaded, done, state);
+    }
+    for epoch in start..phase.epochs {
+        let epoch_seed = seed + epoch as u64;
+        device.seed(epoch_seed);
+        trainer.learning_rate = phase.optimizer.learning_rate(epoch);
+        let label = format!("{name} {}/{}", epoch + 1, phase.epochs);
+        (model, _) = trainer.epoch(
+            model,
+            &data.train,
+            batch_size,
+            epoch_seed,
+            device,
+            &label,
+            hook,
+        );
+        if trainer.interrupted() {
+            return Err(RecipeError::Interrupted { phase: name, epoch });
+        }
+        if let Some(checkpoints) = checkpoints {
+            checkpoints.save(name, epoch + 1, &model, trainer, hook)?;
+        }
+    }
+    Ok(model)
+}
+
 /// Trains the reference CNN in FP32 as `recipe` says (and folds its BatchNorms if asked);
 /// prints the test accuracy. Returns the model and `(accuracy, folded accuracy, seconds)`.
 pub fn train_fp32(
@@ -258,41 +316,82 @@ pub fn train_fp32(
     data: &Mnist,
     device: &Device,
 ) -> (ReferenceCnn, f64, Option<f64>, f64) {
+    fp32_phase(recipe, data, device, None, false, &mut None)
+        .expect("FP32 training without checkpoints or a step budget cannot fail")
+}
+
+/// [`train_fp32`] with checkpoints, resuming and a step budget (what is left is written back).
+fn fp32_phase(
+    recipe: &Recipe,
+    data: &Mnist,
+    device: &Device,
+    checkpoints: Option<&Checkpoints>,
+    resume: bool,
+    budget: &mut Option<usize>,
+) -> Result<(ReferenceCnn, f64, Option<f64>, f64), RecipeError> {
     device.seed(recipe.seed);
     let started = Instant::now();
-    let mut model = ReferenceCnn::new(device);
+    let model = ReferenceCnn::new(device);
     let mut trainer = Trainer::new(&recipe.fp32.optimizer);
-    for epoch in 0..recipe.fp32.epochs {
-        trainer.learning_rate = recipe.fp32.optimizer.learning_rate(epoch);
-        let label = format!("fp32 {}/{}", epoch + 1, recipe.fp32.epochs);
-        (model, _) = trainer.epoch(
-            model,
-            &data.train,
-            recipe.batch_size,
-            recipe.seed + epoch as u64,
-            device,
-            &label,
-            &mut NoHook,
-        );
-    }
+    trainer.steps_left = *budget;
+    let trained = train_phase(
+        "fp32",
+        &recipe.fp32,
+        recipe.seed,
+        recipe.batch_size,
+        data,
+        device,
+        model,
+        &mut trainer,
+        &mut NoHook,
+        checkpoints,
+        resume,
+    );
+    *budget = trainer.steps_left;
+    let mut model = trained?;
     let seconds = started.elapsed().as_secs_f64();
     let eval = device.clone().inner();
     let accuracy = accuracy(&model.valid(), &data.test, &eval);
     println!("FP32 test accuracy: {accuracy:.2} %");
     let mut folded = None;
     if recipe.fold_batch_norm {
-        model = model
-            .fold_batch_norms()
-            .expect("the reference CNN's batch norms fit its convolutions");
+        model = model.fold_batch_norms()?;
         let after = accuracy_of(&model, data, &eval);
         println!("after BatchNorm folding: {after:.2} %");
         folded = Some(after);
     }
-    (model, accuracy, folded, seconds)
+    Ok((model, accuracy, folded, seconds))
 }
 
 fn accuracy_of(model: &ReferenceCnn, data: &Mnist, eval: &Device) -> f64 {
     accuracy(&model.valid(), &data.test, eval)
+}
+
+/// How a recipe runs: device, outputs, resuming, a step budget.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Device to train on (its autodiff form) and evaluate on.
+    pub device: Device,
+    /// Folder for checkpoints (`fp32.bpk`, `compressed.bpk`, `checkpoints/`) and
+    /// `summary.json`; nothing is saved without it.
+    pub out_dir: Option<PathBuf>,
+    /// Continue from the newest checkpoint in `out_dir` (a killed run ends as an uninterrupted
+    /// one would: same seed, same weights).
+    pub resume: bool,
+    /// Stop after this many optimizer steps in all (a time budget), with
+    /// [`RecipeError::Interrupted`].
+    pub stop_after_steps: Option<usize>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            device: Device::flex(),
+            out_dir: None,
+            resume: false,
+            stop_after_steps: None,
+        }
+    }
 }
 
 /// Runs `recipe` on `data`: FP32 training (or `fp32` when given, already trained and folded as
@@ -304,27 +403,65 @@ pub fn run_recipe(
     fp32: Option<ReferenceCnn>,
     out_dir: Option<&Path>,
 ) -> Result<(RecipeModels, RecipeSummary), RecipeError> {
-    run_recipe_on(recipe, data, fp32, out_dir, &Device::flex())
+    let options = RunOptions {
+        out_dir: out_dir.map(Path::to_path_buf),
+        ..RunOptions::default()
+    };
+    run_recipe_with(recipe, data, fp32, &options)
 }
 
-/// [`run_recipe`] on `device` (training on its autodiff form).
-pub fn run_recipe_on(
+/// [`run_recipe`] with a device, per-epoch checkpoints, resuming and a step budget.
+pub fn run_recipe_with(
     recipe: &Recipe,
     data: &Mnist,
     fp32: Option<ReferenceCnn>,
-    out_dir: Option<&Path>,
-    device: &Device,
+    options: &RunOptions,
 ) -> Result<(RecipeModels, RecipeSummary), RecipeError> {
     recipe.validate()?;
-    let eval_device = device.clone();
-    let device = device.clone().autodiff();
-    let (model, fp32_accuracy, folded_accuracy, fp32_seconds) = match fp32 {
-        Some(model) => {
-            let model = model.to_device(&device).train();
+    let eval_device = options.device.clone();
+    let device = options.device.clone().autodiff();
+    let out_dir = options.out_dir.as_deref();
+    let checkpoints = out_dir.map(|dir| Checkpoints::new(&dir.join("checkpoints")));
+    let mut budget = options.stop_after_steps;
+    let saved_fp32 = out_dir
+        .map(|dir| dir.join("fp32.bpk"))
+        .filter(|path| options.resume && path.is_file());
+    let (model, fp32_accuracy, folded_accuracy, fp32_seconds) = match (fp32, saved_fp32) {
+        (Some(model), _) => {
+            // Moving keeps the parameters leaves of the autodiff graph (`fork`); a model already
+            // on the training device stays as it is.
+            let model = if model.devices().iter().all(|d| *d == device) {
+                model
+            } else {
+                model.fork(&device)
+            };
+            let model = model.train();
             let accuracy = accuracy_of(&model, data, &eval_device);
             (model, accuracy, None, 0.0)
         }
-        None => train_fp32(recipe, data, &device),
+        (None, Some(path)) => {
+            let mut template = ReferenceCnn::new(&device);
+            if recipe.fold_batch_norm {
+                template = template.fold_batch_norms()?;
+            }
+            let model = template
+                .try_load_file(&path)
+                .map_err(|e| RecipeError::Output {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+            println!("fp32: resuming from {}", path.display());
+            let accuracy = accuracy_of(&model, data, &eval_device);
+            (model, accuracy, None, 0.0)
+        }
+        (None, None) => fp32_phase(
+            recipe,
+            data,
+            &device,
+            checkpoints.as_ref(),
+            options.resume,
+            &mut budget,
+        )?,
     };
     if let Some(dir) = out_dir {
         save_atomically(model.clone(), &dir.join("fp32.bpk"))?;
@@ -381,20 +518,20 @@ pub fn run_recipe_on(
     let started = Instant::now();
     let mask_rate = recipe.sparsity.as_ref().and_then(|s| s.mask_learning_rate);
     let mut trainer = Trainer::new(&recipe.finetune.optimizer).with_mask_learning_rate(mask_rate);
-    for epoch in 0..recipe.finetune.epochs {
-        trainer.learning_rate = recipe.finetune.optimizer.learning_rate(epoch);
-        let label = format!("finetune {}/{}", epoch + 1, recipe.finetune.epochs);
-        let seed = recipe.seed + 1000 + epoch as u64;
-        (compressed, _) = trainer.epoch(
-            compressed,
-            &data.train,
-            recipe.batch_size,
-            seed,
-            &device,
-            &label,
-            &mut compression,
-        );
-    }
+    trainer.steps_left = budget;
+    compressed = train_phase(
+        "finetune",
+        &recipe.finetune,
+        recipe.seed + 1000,
+        recipe.batch_size,
+        data,
+        &device,
+        compressed,
+        &mut trainer,
+        &mut compression,
+        checkpoints.as_ref(),
+        options.resume,
+    )?;
     let finetune_seconds = started.elapsed().as_secs_f64();
     let pruning = compression.pruning().map(|p| p.statistics());
     if let Some(statistics) = &pruning {

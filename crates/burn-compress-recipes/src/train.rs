@@ -59,6 +59,7 @@ pub trait StepHook<M> {
 }
 
 /// Plain training: no extra loss, nothing after the step.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct NoHook;
 
 impl<M> StepHook<M> for NoHook {}
@@ -160,6 +161,9 @@ pub struct Trainer {
     pub learning_rate: f64,
     /// Learning rate of mask parameters (RB logits); the main one when `None`.
     pub mask_learning_rate: Option<f64>,
+    /// Optimizer steps left before [`epoch`](Self::epoch) stops early (a time budget; tests
+    /// use it to interrupt a run mid-epoch); `None`: no limit.
+    pub steps_left: Option<usize>,
 }
 
 impl Trainer {
@@ -193,7 +197,34 @@ impl Trainer {
             mask_optimizer: AdamConfig::new().init(),
             learning_rate: settings.base_lr,
             mask_learning_rate: None,
+            steps_left: None,
         }
+    }
+
+    /// Whether the step budget ran out (the last epoch stopped early).
+    pub fn interrupted(&self) -> bool {
+        self.steps_left == Some(0)
+    }
+
+    /// Saves both optimizers' state into `dir` (`optimizer.bpk`, `mask_optimizer.bpk`).
+    pub fn save_optimizers(&self, dir: &std::path::Path) -> Result<(), String> {
+        self.optimizer
+            .save(dir.join("optimizer.bpk"))
+            .map_err(|e| e.to_string())?;
+        self.mask_optimizer
+            .save(dir.join("mask_optimizer.bpk"))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Restores both optimizers' state from `dir`.
+    pub fn load_optimizers(&mut self, dir: &std::path::Path) -> Result<(), String> {
+        let take = |optimizer: &mut ModuleOptimizer, name: &str| -> Result<(), String> {
+            let current = std::mem::replace(optimizer, AdamConfig::new().init());
+            *optimizer = current.load(dir.join(name)).map_err(|e| e.to_string())?;
+            Ok(())
+        };
+        take(&mut self.optimizer, "optimizer.bpk")?;
+        take(&mut self.mask_optimizer, "mask_optimizer.bpk")
     }
 
     /// Mask parameters train at `learning_rate`.
@@ -252,6 +283,10 @@ impl Trainer {
         let bar = progress_bar(batches.len(), label);
         let mut total = 0.0;
         for (step, indices) in batches.iter().enumerate() {
+            if self.interrupted() {
+                break;
+            }
+            self.steps_left = self.steps_left.map(|left| left - 1);
             let (images, labels) = data.batch(indices, device);
             let loss;
             (model, loss) = self.step(model, images, labels, hook);
