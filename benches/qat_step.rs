@@ -46,10 +46,16 @@ fn main() {
             .expect("quantize")
     };
     let mut qat = quantized(fp32.clone());
-    let (sparse, mut controller) = sparsify(fp32.clone())
-        .magnitude(Sparsity::target(0.5))
+    // 50 % magnitude sparsity from the first step (a one-level multistep schedule).
+    let config = CompressionConfig::from_json(
+        r#"{"compression": {"algorithm": "magnitude_sparsity", "params": {
+            "schedule": "multistep", "multistep_steps": [], "multistep_sparsity_levels": [0.5]}}}"#,
+    )
+    .expect("config");
+    let (sparse, mut controller) = compress(fp32.clone())
+        .config(&config)
         .steps_per_epoch(batches.len())
-        .build()
+        .build(|m: &ReferenceCnn, x| m.forward(x), calibration.clone())
         .expect("sparsify");
     let mut sparse_qat = quantized(sparse);
     let (mut fp32_trainer, mut qat_trainer, mut sparse_trainer) = (

@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod report;
+
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use burn_compress::export;
@@ -13,7 +15,7 @@ use burn_compress_recipes::train::{predict, progress_bar, top1};
 use burn_compress_recipes::{
     mnist, run_recipe_with, Mnist, MnistSplit, Recipe, ReferenceCnn, RunOptions,
 };
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
 #[command(
@@ -55,6 +57,26 @@ impl DeviceChoice {
     }
 }
 
+/// Where a recipe run reads and writes, and how it trains.
+#[derive(Args)]
+struct RunArgs {
+    /// Folder with the MNIST IDX files [default: the config's `dataset_dir`, else the
+    /// repository's data/mnist-10k].
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Folder for checkpoints, IRs, summary.json and the report [default: the config's
+    /// `log_dir`, else out/<config name>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Device to train on.
+    #[arg(long, value_enum, default_value = "flex")]
+    device: DeviceChoice,
+    /// Continue a killed run from its last complete epoch (checkpoints in <out>/checkpoints);
+    /// it ends with the weights an uninterrupted run would have.
+    #[arg(long)]
+    resume: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run a recipe config (NNCF 2.x JSON plus recipe keys, see configs/): train the reference
@@ -64,40 +86,16 @@ enum Command {
     Run {
         /// Recipe config (JSON), e.g. configs/mnist_magnitude50_int8.json.
         config: PathBuf,
-        /// Folder with the MNIST IDX files [default: the config's `dataset_dir`, else the
-        /// repository's data/mnist-10k].
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// Folder for checkpoints, IRs and summary.json [default: the config's `log_dir`, else
-        /// out/<config name>].
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Device to train on.
-        #[arg(long, value_enum, default_value = "flex")]
-        device: DeviceChoice,
-        /// Continue a killed run from its last complete epoch (checkpoints in
-        /// <out>/checkpoints); it ends with the weights an uninterrupted run would have.
-        #[arg(long)]
-        resume: bool,
+        #[command(flatten)]
+        options: RunArgs,
     },
     /// The reference QAT recipe: `run configs/mnist_qat.json`.
     Qat {
         /// Recipe config (JSON).
         #[arg(long, default_value = "configs/mnist_qat.json")]
         config: PathBuf,
-        /// Folder with the MNIST IDX files [default: the repository's data/mnist-10k].
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// Folder for checkpoints, IRs and summary.json [default: the config's `log_dir`].
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Device to train on.
-        #[arg(long, value_enum, default_value = "flex")]
-        device: DeviceChoice,
-        /// Continue a killed run from its last complete epoch (checkpoints in
-        /// <out>/checkpoints); it ends with the weights an uninterrupted run would have.
-        #[arg(long)]
-        resume: bool,
+        #[command(flatten)]
+        options: RunArgs,
     },
     /// Read a config and print what it asks for: each algorithm with its settings as
     /// burn-compress applies them, and the keys that have no effect. Nothing is trained.
@@ -176,13 +174,13 @@ fn export_model(model: &ReferenceCnn, path: &Path, name: &str) -> Result<(), Str
     Ok(())
 }
 
-fn run_config(
-    config: &Path,
-    data: Option<PathBuf>,
-    out: Option<PathBuf>,
-    device: DeviceChoice,
-    resume: bool,
-) -> Result<(), String> {
+fn run_config(config: &Path, args: RunArgs) -> Result<(), String> {
+    let RunArgs {
+        data,
+        out,
+        device,
+        resume,
+    } = args;
     let recipe = Recipe::from_file(config).map_err(|e| e.to_string())?;
     let device = device.device()?;
     let data = data
@@ -230,65 +228,19 @@ fn run_config(
     let burn_logits = predict(&compressed, &dataset.test, 250, &device);
     let openvino = openvino_logits(&out.join("compressed.xml"), &dataset.test);
 
-    println!();
-    println!(
-        "MNIST-10k (train {} / test {}, split index % 5 == 4 -> test)",
-        summary.split.0, summary.split.1
-    );
-    let bin_bytes = |name: &str| {
-        std::fs::metadata(out.join(name))
-            .map(|m| m.len())
-            .unwrap_or(0)
-    };
-    println!("| stage | top-1 (%) |");
-    println!("|---|---|");
-    println!("| FP32 (Burn) | {:.2} |", summary.fp32_accuracy);
-    if let Some(folded) = summary.folded_accuracy {
-        println!("| FP32, BatchNorm folded (Burn) | {folded:.2} |");
-    }
-    println!(
-        "| compression attached, before fine-tuning (Burn) | {:.2} |",
-        summary.init_accuracy
-    );
-    println!(
-        "| after fine-tuning (Burn) | {:.2} |",
-        summary.compressed_accuracy
-    );
-    match openvino {
-        Ok(logits) => {
-            let agreement = compare(&burn_logits, &logits, 10);
-            println!(
-                "| compressed IR in OpenVINO | {:.2} |",
-                top1(&logits, &dataset.test.labels)
-            );
-            println!(
-                "IR vs Burn model: top-1 agreement {:.2} %, max logit difference {:.4}",
-                agreement.top1_agreement * 100.0,
-                agreement.max_abs_diff
-            );
+    let openvino = openvino.map(|logits| {
+        let agreement = compare(&burn_logits, &logits, 10);
+        report::OpenVinoRun {
+            accuracy: top1(&logits, &dataset.test.labels),
+            agreement: agreement.top1_agreement,
+            max_abs_diff: agreement.max_abs_diff,
         }
-        Err(error) => println!("(OpenVINO not run: {error})"),
-    }
+    });
+    let summary_text = report::summary_markdown(&summary, &openvino, out);
     println!();
-    print!("{}", summary.stats);
-    if let Some(level) = summary.sparsity {
-        println!("sparsity of the masked weights: {:.2} %", 100.0 * level);
-    }
-    if let Some(pruning) = &summary.pruning {
-        println!("channel pruning (the saved and exported model is shrunk):");
-        print!("{pruning}");
-    }
-    println!(
-        "IR .bin: FP32 {} B, compressed {} B",
-        bin_bytes("fp32.bin"),
-        bin_bytes("compressed.bin")
-    );
-    println!(
-        "FP32 training {:.1} s, fine-tuning {:.1} s; outputs in {}",
-        summary.fp32_seconds,
-        summary.finetune_seconds,
-        out.display()
-    );
+    print!("{summary_text}");
+    report::write(config, &recipe, &summary, &summary_text, out)?;
+    println!("report: {}", out.join("report.md").display());
     Ok(())
 }
 
@@ -347,20 +299,9 @@ fn check_config(config: &Path) -> Result<(), String> {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Run {
-            config,
-            data,
-            out,
-            device,
-            resume,
+        Command::Run { config, options } | Command::Qat { config, options } => {
+            run_config(&config, options)
         }
-        | Command::Qat {
-            config,
-            data,
-            out,
-            device,
-            resume,
-        } => run_config(&config, data, out, device, resume),
         Command::Check { config } => check_config(&config),
         Command::Eval { ir, data } => {
             let dataset =

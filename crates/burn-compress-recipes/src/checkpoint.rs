@@ -21,6 +21,8 @@ struct State<H> {
     epochs_done: usize,
     /// The training hook's state (compression controllers: schedule position, chosen channels).
     hook: H,
+    /// Step losses so far (the training curve).
+    losses: Vec<f32>,
 }
 
 /// The checkpoints of a run, under one directory.
@@ -80,6 +82,7 @@ impl Checkpoints {
                 phase: phase.to_string(),
                 epochs_done,
                 hook,
+                losses: trainer.losses.clone(),
             };
             let json = serde_json::to_vec_pretty(&state).map_err(|e| e.to_string())?;
             std::fs::write(partial.join("state.json"), json).map_err(|e| e.to_string())?;
@@ -132,6 +135,7 @@ impl Checkpoints {
             .map_err(|e| output_error(&path.join("state.json"), e))?;
         let state: State<H> =
             serde_json::from_str(&text).map_err(|e| output_error(&path.join("state.json"), e))?;
+        trainer.losses = state.losses;
         Ok((model, state.epochs_done, state.hook))
     }
 }

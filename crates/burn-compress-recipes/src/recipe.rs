@@ -234,6 +234,10 @@ pub struct RecipeSummary {
     pub fp32_seconds: f64,
     /// Seconds of fine-tuning.
     pub finetune_seconds: f64,
+    /// Cross-entropy of every FP32 training step (empty when the FP32 model was given).
+    pub fp32_losses: Vec<f32>,
+    /// Cross-entropy of every fine-tuning step.
+    pub finetune_losses: Vec<f32>,
     /// Train / test split sizes.
     pub split: (usize, usize),
 }
@@ -316,8 +320,37 @@ pub fn train_fp32(
     data: &Mnist,
     device: &Device,
 ) -> (ReferenceCnn, f64, Option<f64>, f64) {
-    fp32_phase(recipe, data, device, None, false, &mut None)
-        .expect("FP32 training without checkpoints or a step budget cannot fail")
+    let trained = fp32_phase(recipe, data, device, None, false, &mut None)
+        .expect("FP32 training without checkpoints or a step budget cannot fail");
+    (
+        trained.model,
+        trained.accuracy,
+        trained.folded_accuracy,
+        trained.seconds,
+    )
+}
+
+/// The FP32 phase's result.
+struct TrainedFp32 {
+    model: ReferenceCnn,
+    accuracy: f64,
+    folded_accuracy: Option<f64>,
+    seconds: f64,
+    losses: Vec<f32>,
+}
+
+impl TrainedFp32 {
+    /// An FP32 model trained elsewhere, evaluated here.
+    fn given(model: ReferenceCnn, data: &Mnist, eval: &Device) -> Self {
+        let accuracy = accuracy_of(&model, data, eval);
+        Self {
+            model,
+            accuracy,
+            folded_accuracy: None,
+            seconds: 0.0,
+            losses: Vec::new(),
+        }
+    }
 }
 
 /// [`train_fp32`] with checkpoints, resuming and a step budget (what is left is written back).
@@ -328,7 +361,7 @@ fn fp32_phase(
     checkpoints: Option<&Checkpoints>,
     resume: bool,
     budget: &mut Option<usize>,
-) -> Result<(ReferenceCnn, f64, Option<f64>, f64), RecipeError> {
+) -> Result<TrainedFp32, RecipeError> {
     device.seed(recipe.seed);
     let started = Instant::now();
     let model = ReferenceCnn::new(device);
@@ -360,7 +393,13 @@ fn fp32_phase(
         println!("after BatchNorm folding: {after:.2} %");
         folded = Some(after);
     }
-    Ok((model, accuracy, folded, seconds))
+    Ok(TrainedFp32 {
+        model,
+        accuracy,
+        folded_accuracy: folded,
+        seconds,
+        losses: trainer.losses,
+    })
 }
 
 fn accuracy_of(model: &ReferenceCnn, data: &Mnist, eval: &Device) -> f64 {
@@ -426,7 +465,7 @@ pub fn run_recipe_with(
     let saved_fp32 = out_dir
         .map(|dir| dir.join("fp32.bpk"))
         .filter(|path| options.resume && path.is_file());
-    let (model, fp32_accuracy, folded_accuracy, fp32_seconds) = match (fp32, saved_fp32) {
+    let trained = match (fp32, saved_fp32) {
         (Some(model), _) => {
             // Moving keeps the parameters leaves of the autodiff graph (`fork`); a model already
             // on the training device stays as it is.
@@ -435,9 +474,7 @@ pub fn run_recipe_with(
             } else {
                 model.fork(&device)
             };
-            let model = model.train();
-            let accuracy = accuracy_of(&model, data, &eval_device);
-            (model, accuracy, None, 0.0)
+            TrainedFp32::given(model.train(), data, &eval_device)
         }
         (None, Some(path)) => {
             let mut template = ReferenceCnn::new(&device);
@@ -451,8 +488,7 @@ pub fn run_recipe_with(
                     reason: e.to_string(),
                 })?;
             println!("fp32: resuming from {}", path.display());
-            let accuracy = accuracy_of(&model, data, &eval_device);
-            (model, accuracy, None, 0.0)
+            TrainedFp32::given(model, data, &eval_device)
         }
         (None, None) => fp32_phase(
             recipe,
@@ -463,6 +499,7 @@ pub fn run_recipe_with(
             &mut budget,
         )?,
     };
+    let model = trained.model.clone();
     if let Some(dir) = out_dir {
         save_atomically(model.clone(), &dir.join("fp32.bpk"))?;
     }
@@ -547,14 +584,16 @@ pub fn run_recipe_with(
     }
 
     let summary = RecipeSummary {
-        fp32_accuracy,
-        folded_accuracy,
+        fp32_accuracy: trained.accuracy,
+        folded_accuracy: trained.folded_accuracy,
+        fp32_seconds: trained.seconds,
+        fp32_losses: trained.losses,
+        finetune_losses: trainer.losses.clone(),
         init_accuracy,
         compressed_accuracy,
         sparsity,
         stats,
         pruning,
-        fp32_seconds,
         finetune_seconds,
         split: (data.train.len(), data.test.len()),
     };

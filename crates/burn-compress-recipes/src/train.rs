@@ -10,8 +10,6 @@ use burn::tensor::{Device, Tensor, TensorData};
 use burn_compress::Compression;
 use burn_compress_config::{Optimizer, OptimizerKind};
 use burn_compress_core::state::mask_logit_ids;
-use burn_compress_pruning::PruningController;
-use burn_compress_sparsity::SparsityController;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::mnist::MnistSplit;
@@ -64,82 +62,7 @@ pub struct NoHook;
 
 impl<M> StepHook<M> for NoHook {}
 
-/// Two hooks, both driven: losses added, mask parameters joined, both stepped.
-impl<M, A: StepHook<M>, B: StepHook<M>> StepHook<M> for (A, B) {
-    fn extra_loss(&self, model: &M) -> Option<Tensor<1>> {
-        match (self.0.extra_loss(model), self.1.extra_loss(model)) {
-            (Some(a), Some(b)) => Some(a.add(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    fn mask_parameters(&self, model: &M) -> Vec<ParamId> {
-        let mut ids = self.0.mask_parameters(model);
-        ids.extend(self.1.mask_parameters(model));
-        ids
-    }
-
-    fn after_step(&mut self, model: &mut M) {
-        self.0.after_step(model);
-        self.1.after_step(model);
-    }
-}
-
-/// A borrowed hook.
-impl<M, H: StepHook<M>> StepHook<M> for &mut H {
-    fn extra_loss(&self, model: &M) -> Option<Tensor<1>> {
-        (**self).extra_loss(model)
-    }
-
-    fn mask_parameters(&self, model: &M) -> Vec<ParamId> {
-        (**self).mask_parameters(model)
-    }
-
-    fn after_step(&mut self, model: &mut M) {
-        (**self).after_step(model);
-    }
-}
-
 impl<M: Module> StepHook<M> for Compression {
-    fn extra_loss(&self, model: &M) -> Option<Tensor<1>> {
-        self.loss(model)
-    }
-
-    fn mask_parameters(&self, model: &M) -> Vec<ParamId> {
-        mask_logit_ids(model)
-    }
-
-    fn after_step(&mut self, model: &mut M) {
-        self.step(model);
-    }
-}
-
-impl<M: Module> StepHook<M> for PruningController {
-    fn after_step(&mut self, model: &mut M) {
-        self.step(model);
-    }
-}
-
-/// An optional hook: a no-op when absent.
-impl<M, H: StepHook<M>> StepHook<M> for Option<H> {
-    fn extra_loss(&self, model: &M) -> Option<Tensor<1>> {
-        self.as_ref()?.extra_loss(model)
-    }
-
-    fn mask_parameters(&self, model: &M) -> Vec<ParamId> {
-        self.as_ref()
-            .map(|hook| hook.mask_parameters(model))
-            .unwrap_or_default()
-    }
-
-    fn after_step(&mut self, model: &mut M) {
-        if let Some(hook) = self.as_mut() {
-            hook.after_step(model);
-        }
-    }
-}
-
-impl<M: Module> StepHook<M> for SparsityController {
     fn extra_loss(&self, model: &M) -> Option<Tensor<1>> {
         self.loss(model)
     }
@@ -164,6 +87,8 @@ pub struct Trainer {
     /// Optimizer steps left before [`epoch`](Self::epoch) stops early (a time budget; tests
     /// use it to interrupt a run mid-epoch); `None`: no limit.
     pub steps_left: Option<usize>,
+    /// Cross-entropy of every optimizer step so far (the training curve).
+    pub losses: Vec<f32>,
 }
 
 impl Trainer {
@@ -198,6 +123,7 @@ impl Trainer {
             learning_rate: settings.base_lr,
             mask_learning_rate: None,
             steps_left: None,
+            losses: Vec::new(),
         }
     }
 
@@ -290,6 +216,7 @@ impl Trainer {
             let (images, labels) = data.batch(indices, device);
             let loss;
             (model, loss) = self.step(model, images, labels, hook);
+            self.losses.push(loss);
             total += loss;
             bar.set_message(format!("loss {:.4}", total / (step + 1) as f32));
             bar.inc(1);
