@@ -1,19 +1,27 @@
 //! burn-compress: training-time model compression for Burn.
 //!
 //! Quantization-aware training with fake-quantize layers (OpenVINO `FakeQuantize` semantics,
-//! NNCF's learnable-range gradients) and sparsity (magnitude, RB, N:M) on the user's own Burn
-//! modules, composed per weight as `FQ(mask ⊙ w)`, then export to OpenVINO IR.
+//! NNCF's learnable-range gradients), sparsity (magnitude, RB, N:M) and structured channel
+//! pruning on the user's own Burn modules, composed per weight as `FQ(mask ⊙ w)`, driven by
+//! builders or NNCF 2.x-style JSON configs, then export to OpenVINO IR.
 //!
-//! ```ignore
+//! ```no_run
+//! # use burn::module::Module;
+//! # use burn::tensor::Tensor;
+//! # fn demo<M: Module>(model: M, forward: impl Fn(&M, Tensor<4>) -> Tensor<2> + Copy,
+//! #     calibration_batches: Vec<Tensor<4>>) -> Result<(), burn_compress::Error> {
 //! use burn_compress::prelude::*;
-//! let model = burn_compress::quantize(model)
+//! let model = quantize(model)
 //!     .weights(QuantSpec::int8_weights())
 //!     .activations(QuantSpec::int8_activations())
 //!     .ignore("fc2")
-//!     .init_ranges(RangeInit::MeanMinMax, calibration_batches, |m, x| { m.forward(x); })?;
+//!     .init_ranges(RangeInit::MeanMinMax, calibration_batches, |m, x| {
+//!         forward(&m.valid(), x);
+//!     })?;
 //! // ... fine-tune with any Burn training loop ...
-//! let report = burn_compress::export(&model, [1, 1, 28, 28], |m, x| m.forward(x),
-//!                                    "model.xml", &ExportOptions::default())?;
+//! let report = export(&model.valid(), [1, 1, 28, 28], forward, "model.xml",
+//!                     &ExportOptions::default())?;
+//! # Ok(()) }
 //! ```
 
 #![warn(missing_docs)]

@@ -1,13 +1,15 @@
 //! A recipe run stopped mid-epoch and resumed from its checkpoints ends with exactly the
-//! weights (masks and quantizer ranges included) of a run that was never stopped.
+//! weights (masks and quantizer ranges included) of a run that was never stopped, and the
+//! saved run rebuilds from its folder into the same tensors.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::Device;
 use burn::tensor::Tensor;
 use burn_compress_recipes::recipe::RecipeError;
-use burn_compress_recipes::{run_recipe_with, Recipe, ReferenceCnn, RunOptions};
+use burn_compress_recipes::{load_compressed, run_recipe_with, Recipe, ReferenceCnn, RunOptions};
 
 use crate::common::{mnist, trained_fp32};
 
@@ -79,6 +81,13 @@ fn a_run_stopped_mid_epoch_and_resumed_ends_bit_identical() {
         ..RunOptions::default()
     };
     let (got, _) = run_recipe_with(&recipe, &data, Some(fp32), &resumed).unwrap();
+    // The saved run rebuilds from its config, plan and checkpoint (what `burn-compress
+    // eval/export/stats CONFIG` do) into the same tensors.
+    let restored = load_compressed(&recipe, &data, dir.path(), &Device::flex()).unwrap();
+    assert!(
+        values(&restored) == values(&got.compressed),
+        "the saved run rebuilds differently"
+    );
     let (expected, got) = (values(&expected.compressed), values(&got.compressed));
     assert_eq!(
         expected.keys().collect::<Vec<_>>(),

@@ -10,10 +10,11 @@ use burn::tensor::{Device, Tensor, TensorData};
 use burn_compress::export;
 use burn_compress::openvino::{compare, ExportOptions, Precision, Runtime};
 use burn_compress::quant::load_stock_checkpoint;
+use burn_compress::shared::ModelStats;
 use burn_compress_config::{Algorithm, CompressionConfig};
 use burn_compress_recipes::train::{predict, progress_bar, top1};
 use burn_compress_recipes::{
-    mnist, run_recipe_with, Mnist, MnistSplit, Recipe, ReferenceCnn, RunOptions,
+    load_compressed, mnist, run_recipe_with, Mnist, MnistSplit, Recipe, ReferenceCnn, RunOptions,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -104,13 +105,65 @@ enum Command {
         config: PathBuf,
     },
     /// Top-1 accuracy of an exported MNIST classifier IR on the test split, run by OpenVINO.
+    /// Top-1 accuracy on the MNIST-10k test split of an exported IR (`.xml`, run by OpenVINO)
+    /// or of the compressed Burn checkpoint a recipe run saved (give the recipe's `.json`).
     Eval {
-        /// The IR's `.xml` file.
-        ir: PathBuf,
-        /// Folder with the MNIST IDX files [default: the repository's data/mnist-10k].
-        #[arg(long)]
-        data: Option<PathBuf>,
+        /// An IR's `.xml` file, or a recipe config whose run's checkpoint to evaluate.
+        model: PathBuf,
+        #[command(flatten)]
+        run: SavedRun,
     },
+    /// Export the compressed Burn checkpoint a recipe run saved to an OpenVINO IR.
+    Export {
+        /// The recipe config of the run.
+        config: PathBuf,
+        /// Where to write the IR [default: <out>/compressed.xml].
+        #[arg(long)]
+        xml: Option<PathBuf>,
+        #[command(flatten)]
+        run: SavedRun,
+    },
+    /// Per-layer shapes, sparsity and quantizers of the compressed checkpoint a recipe run
+    /// saved, and its parameter count.
+    Stats {
+        /// The recipe config of the run.
+        config: PathBuf,
+        #[command(flatten)]
+        run: SavedRun,
+    },
+}
+
+/// Where a finished recipe run is.
+#[derive(Args)]
+struct SavedRun {
+    /// Folder with the MNIST IDX files [default: the config's `dataset_dir`, else the
+    /// repository's data/mnist-10k].
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// The run's output folder [default: the config's `log_dir`, else out/<config name>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+impl SavedRun {
+    /// The recipe, its dataset and the compressed model the run saved.
+    fn load(&self, config: &Path) -> Result<(Recipe, Mnist, ReferenceCnn, PathBuf), String> {
+        let recipe = Recipe::from_file(config).map_err(|e| e.to_string())?;
+        let data = self
+            .data
+            .clone()
+            .or_else(|| recipe.dataset_dir.clone())
+            .unwrap_or_else(mnist::default_dir);
+        let dataset = Mnist::load(&data).map_err(|e| e.to_string())?;
+        let out = self
+            .out
+            .clone()
+            .or_else(|| recipe.log_dir.clone())
+            .unwrap_or_else(|| default_out(config));
+        let model =
+            load_compressed(&recipe, &dataset, &out, &Device::flex()).map_err(|e| e.to_string())?;
+        Ok((recipe, dataset, model, out))
+    }
 }
 
 /// Logits of `ir` for every image of `split`, run by OpenVINO in f32 in batches of 250.
@@ -303,16 +356,38 @@ fn run(cli: Cli) -> Result<(), String> {
             run_config(&config, options)
         }
         Command::Check { config } => check_config(&config),
-        Command::Eval { ir, data } => {
-            let dataset =
-                Mnist::load(&data.unwrap_or_else(mnist::default_dir)).map_err(|e| e.to_string())?;
-            let logits = openvino_logits(&ir, &dataset.test)?;
-            println!(
-                "{}: top-1 {:.2} % on the MNIST-10k test split ({} images)",
-                ir.display(),
-                top1(&logits, &dataset.test.labels),
-                dataset.test.len()
-            );
+        Command::Eval { model, run } => {
+            if model.extension().is_some_and(|e| e == "xml") {
+                let data = run.data.unwrap_or_else(mnist::default_dir);
+                let dataset = Mnist::load(&data).map_err(|e| e.to_string())?;
+                let logits = openvino_logits(&model, &dataset.test)?;
+                println!(
+                    "{}: top-1 {:.2} % on the MNIST-10k test split ({} images), OpenVINO",
+                    model.display(),
+                    top1(&logits, &dataset.test.labels),
+                    dataset.test.len()
+                );
+            } else {
+                let (_, dataset, compressed, out) = run.load(&model)?;
+                let logits = predict(&compressed, &dataset.test, 250, &Device::flex());
+                println!(
+                    "{}: top-1 {:.2} % on the MNIST-10k test split ({} images), Burn",
+                    out.join("compressed.bpk").display(),
+                    top1(&logits, &dataset.test.labels),
+                    dataset.test.len()
+                );
+            }
+            Ok(())
+        }
+        Command::Export { config, xml, run } => {
+            let (_, _, compressed, out) = run.load(&config)?;
+            let xml = xml.unwrap_or_else(|| out.join("compressed.xml"));
+            export_model(&compressed, &xml, "reference_cnn_compressed")
+        }
+        Command::Stats { config, run } => {
+            let (_, _, compressed, out) = run.load(&config)?;
+            println!("{}:", out.join("compressed.bpk").display());
+            print!("{}", ModelStats::of(&compressed));
             Ok(())
         }
     }

@@ -71,6 +71,16 @@ impl<'a> Field<'a> {
         }
     }
 
+    /// A finite number `> 0`.
+    pub fn positive(&self) -> Result<f64, ConfigError> {
+        let value = self.f64()?;
+        if value > 0.0 && value.is_finite() {
+            Ok(value)
+        } else {
+            Err(self.error(format!("{value} is not a positive number")))
+        }
+    }
+
     /// A number `>= 0`.
     pub fn non_negative(&self) -> Result<f64, ConfigError> {
         let value = self.f64()?;

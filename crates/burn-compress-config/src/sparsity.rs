@@ -135,23 +135,9 @@ pub fn rb(section: &mut Object<'_>) -> Result<SparsityAlgorithm, ConfigError> {
         "compression_lr_multiplier",
         "set the mask logits' learning rate with `mask_learning_rate`",
     )?;
-    let mask_learning_rate = section.read("mask_learning_rate", |f| {
-        let rate = f.f64()?;
-        if rate > 0.0 && rate.is_finite() {
-            Ok(rate)
-        } else {
-            Err(f.error(format!("{rate} is not a positive number")))
-        }
-    })?;
+    let mask_learning_rate = section.read("mask_learning_rate", |f| f.positive())?;
     // burn-compress's own: `p` of the loss `((density − target) / p)²` (NNCF: 0.05).
-    let loss_scale = section.read_or("loss_scale", RB_LOSS_SCALE, |f| {
-        let p = f.f64()?;
-        if p > 0.0 && p.is_finite() {
-            Ok(p)
-        } else {
-            Err(f.error(format!("{p} is not a positive number")))
-        }
-    })?;
+    let loss_scale = section.read_or("loss_scale", RB_LOSS_SCALE, |f| f.positive())?;
     Ok(SparsityAlgorithm {
         method: SparsityMethod::Rb(RbSparsity::scheduled(schedule).loss_scale(loss_scale)),
         ignored_scopes: ignored_scopes(section)?,

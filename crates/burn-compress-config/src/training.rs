@@ -86,15 +86,6 @@ impl Optimizer {
     }
 }
 
-fn positive(field: &Field<'_>) -> Result<f64, ConfigError> {
-    let value = field.f64()?;
-    if value > 0.0 && value.is_finite() {
-        Ok(value)
-    } else {
-        Err(field.error(format!("{value} is not a positive number")))
-    }
-}
-
 /// Reads an `optimizer` object (NNCF samples' keys; `weight_decay` defaults to 0 here).
 pub fn optimizer(field: &Field<'_>, default_lr: f64) -> Result<Optimizer, ConfigError> {
     let mut object = field.object()?;
@@ -107,7 +98,7 @@ pub fn optimizer(field: &Field<'_>, default_lr: f64) -> Result<Optimizer, Config
             ))),
         }
     })?;
-    let base_lr = object.read_or("base_lr", default_lr, positive)?;
+    let base_lr = object.read_or("base_lr", default_lr, |f| f.positive())?;
     let weight_decay = object.read_or("weight_decay", 0.0, |f| f.non_negative())?;
     let (mut momentum, mut nesterov) = (0.0, false);
     if let Some(params) = object.take("optimizer_params") {
@@ -119,7 +110,7 @@ pub fn optimizer(field: &Field<'_>, default_lr: f64) -> Result<Optimizer, Config
             return Err(object.error("optimizer_params", "momentum applies to SGD only"));
         }
     }
-    let gamma = object.read_or("gamma", 0.1, positive)?;
+    let gamma = object.read_or("gamma", 0.1, |f| f.positive())?;
     let schedule = match object.read("schedule_type", |f| f.choice(&["multistep", "step"]))? {
         None => LrSchedule::Constant,
         Some("multistep") => LrSchedule::MultiStep {

@@ -1,11 +1,15 @@
 //! burn-compress-openvino: lowering of a captured Burn graph to an OpenVINO IR v11 pair
 //! (`model.xml` + `model.bin`), and running it from Rust.
 //!
-//! ```ignore
-//! use burn_compress_openvino::{export, ExportOptions, eval, Precision};
-//! let report = export(&model, [1, 1, 28, 28], |m, x| m.forward(x), "model.xml",
-//!                     &ExportOptions::default())?;
+//! ```no_run
+//! # use burn::module::Module;
+//! # use burn::tensor::{Tensor, TensorData};
+//! # fn demo<M: Module>(model: M, forward: impl Fn(&M, Tensor<4>) -> Tensor<2>,
+//! #     input_data: TensorData) -> burn_compress_openvino::Result<()> {
+//! use burn_compress_openvino::{eval, export, ExportOptions, Precision};
+//! let report = export(&model, [1, 1, 28, 28], forward, "model.xml", &ExportOptions::default())?;
 //! let logits = eval("model.xml", &input_data, Precision::F32)?;
+//! # Ok(()) }
 //! ```
 //!
 //! Fake-quantize computations recognised in the graph become `FakeQuantize` layers

@@ -9,13 +9,19 @@
 //! says; [`PruningController::shrink`] then removes them: a model of the same type with smaller
 //! tensors, equal in output to the masked one.
 //!
-//! ```ignore
-//! use burn_compress_pruning::{prune, Pruning, Criterion};
-//! let (model, mut controller) = prune(model)
+//! ```no_run
+//! # use burn::module::Module;
+//! # use burn::tensor::Tensor;
+//! # fn demo<M: Module>(model: M, forward: impl Fn(&M, Tensor<4>) -> Tensor<2>)
+//! #     -> burn_compress_pruning::Result<M> {
+//! use burn_compress_pruning::{prune, Criterion, Pruning};
+//! let (mut model, mut controller) = prune(model)
 //!     .channels(Pruning::target(0.5).criterion(Criterion::GeometricMedian))
-//!     .build(|m, x| m.forward(x), [1, 3, 32, 32])?;
-//! // fine-tune; controller.step(&mut model) after each optimizer step
+//!     .build(forward, [2, 3, 32, 32])?;
+//! // fine-tune; after each optimizer step:
+//! controller.step(&mut model);
 //! let small = controller.shrink(model)?;
+//! # Ok(small) }
 //! ```
 
 #![warn(missing_docs)]

@@ -5,12 +5,20 @@
 //! The fake-quantize numerics (OpenVINO's `FakeQuantize` forward, NNCF's gradients) live in
 //! [`burn_compress_core`] next to the other weight-transform stages and are re-exported here.
 //!
-//! ```ignore
+//! ```no_run
+//! # use burn::module::Module;
+//! # use burn::tensor::Tensor;
+//! # fn demo<M: Module>(model: M, forward: impl Fn(&M, Tensor<4>) -> Tensor<2>,
+//! #     calibration_batches: Vec<Tensor<4>>) -> burn_compress_quant::Result<M> {
+//! use burn_compress_quant::{QuantSpec, RangeInit};
 //! let model = burn_compress_quant::quantize(model)
 //!     .weights(QuantSpec::int8_weights())
 //!     .activations(QuantSpec::int8_activations())
 //!     .ignore("fc2")
-//!     .init_ranges(RangeInit::MeanMinMax, calibration_batches, |m, x| { m.forward(x); })?;
+//!     .init_ranges(RangeInit::MeanMinMax, calibration_batches, |m, x| {
+//!         forward(&m.valid(), x);
+//!     })?;
+//! # Ok(model) }
 //! ```
 
 #![warn(missing_docs)]

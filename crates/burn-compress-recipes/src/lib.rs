@@ -12,6 +12,7 @@ pub mod train;
 pub use mnist::{Mnist, MnistSplit};
 pub use model::ReferenceCnn;
 pub use recipe::{
-    run_recipe, run_recipe_with, train_fp32, Recipe, RecipeModels, RecipeSummary, RunOptions,
+    load_compressed, run_recipe, run_recipe_with, train_fp32, Recipe, RecipeModels, RecipeSummary,
+    RunOptions,
 };
 pub use train::{accuracy, predict, Classifier, NoHook, StepHook, Trainer};

@@ -571,6 +571,10 @@ pub fn run_recipe_with(
     )?;
     let finetune_seconds = started.elapsed().as_secs_f64();
     let pruning = compression.pruning().map(|p| p.statistics());
+    if let (Some(dir), Some(pruner)) = (out_dir, compression.pruning()) {
+        let plan = serde_json::to_vec_pretty(&pruner.plan()).expect("plans serialise");
+        write_atomically(&dir.join("plan.json"), &plan)?;
+    }
     if let Some(statistics) = &pruning {
         println!("{statistics}");
     }
@@ -609,6 +613,45 @@ pub fn run_recipe_with(
         },
         summary,
     ))
+}
+
+/// The compressed model a run of `recipe` saved in `out_dir` (`compressed.bpk`, with
+/// `plan.json` when pruned): the reference CNN rebuilt with the recipe's structure (folded,
+/// shrunk by the plan, masks and quantizers attached) and the checkpoint's values loaded.
+pub fn load_compressed(
+    recipe: &Recipe,
+    data: &Mnist,
+    out_dir: &Path,
+    device: &Device,
+) -> Result<ReferenceCnn, RecipeError> {
+    let unreadable = |path: &Path, reason: String| RecipeError::Output {
+        path: path.to_path_buf(),
+        reason: format!("cannot read: {reason}"),
+    };
+    let mut model = ReferenceCnn::new(device);
+    if recipe.fold_batch_norm {
+        model = model.fold_batch_norms()?;
+    }
+    if recipe.pruning.is_some() {
+        let path = out_dir.join("plan.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| unreadable(&path, e.to_string()))?;
+        let plan = serde_json::from_str(&text).map_err(|e| unreadable(&path, e.to_string()))?;
+        model = burn_compress_pruning::apply_plan(model, &plan)?;
+    }
+    let calibration =
+        calibration_batches(&data.train, recipe.batch_size, recipe.batch_size, device);
+    let mut builder = burn_compress::compress(model);
+    if let Some(sparsity) = &recipe.sparsity {
+        builder = builder.sparsity(sparsity.clone());
+    }
+    if let Some(quantization) = &recipe.quantization {
+        builder = builder.quantization(quantization.clone());
+    }
+    let (model, _) = builder.build(|m: &ReferenceCnn, x| m.forward(x), calibration)?;
+    let path = out_dir.join("compressed.bpk");
+    model
+        .try_load_file(&path)
+        .map_err(|e| unreadable(&path, e.to_string()))
 }
 
 fn temporary_path(path: &Path) -> PathBuf {

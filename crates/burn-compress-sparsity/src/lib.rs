@@ -4,16 +4,19 @@
 //! [`WeightTransform`](burn_compress_core::WeightTransform), so they compose with fake-quantizers
 //! in either order: `w' = FQ(mask ⊙ w)`.
 //!
-//! ```ignore
-//! use burn_compress_sparsity::{sparsify, Sparsity};
+//! ```no_run
+//! # use burn::module::Module;
+//! # fn demo<M: Module>(model: M) -> burn_compress_sparsity::Result<M> {
 //! use burn_compress_core::{LevelSchedule, Schedule};
-//! let (model, mut controller) = sparsify(model)
+//! use burn_compress_sparsity::{sparsify, Sparsity};
+//! let (mut model, mut controller) = sparsify(model)
 //!     .magnitude(Sparsity::scheduled(LevelSchedule::new(Schedule::polynomial(), 0.0, 0.5, 3.0)))
 //!     .ignore("fc2")
 //!     .steps_per_epoch(125)
 //!     .build()?;
 //! // in the training loop, after each optimizer step:
 //! controller.step(&mut model);
+//! # Ok(model) }
 //! ```
 
 #![warn(missing_docs)]
