@@ -134,7 +134,7 @@ fn presets_scopes_and_burn_compress_extensions() {
     let pruning = &config.pruning().unwrap().pruning;
     assert_eq!(pruning.ranking, Ranking::Global);
     assert_eq!(pruning.schedule.level_at(0.5), 0.0);
-    assert_eq!(pruning.schedule.level_at(1.0), 0.1);
+    assert!((pruning.schedule.level_at(1.0) - 0.1).abs() < 1e-12);
     assert_eq!(pruning.schedule.freeze_epoch, Some(21.0));
 }
 
