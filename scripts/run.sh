@@ -3,13 +3,14 @@
 # runs the burn-compress CLI (default: the reference QAT recipe, `qat`). Arguments go to the
 # CLI: `scripts/run.sh run configs/mnist_prune50_int8.json`.
 #
-# It builds the workspace as the test command does (same dependency features), so the second
-# of the README's two commands reuses the first one's build of Burn.
+# It builds exactly what the test command builds (`cargo test --workspace --no-run`: the CLI
+# binary with the tests, one set of dependency features), so the README's two commands share
+# one build of Burn.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-openvino.sh
 if [ "$#" -eq 0 ]; then
   set -- qat
 fi
-cargo build --quiet --workspace --all-targets
+cargo test --quiet --workspace --no-run
 exec target/debug/burn-compress "$@"

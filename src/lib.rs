@@ -51,7 +51,7 @@ pub mod prelude {
     pub use burn_compress_core::{
         LevelSchedule, MaskGradient, ModelStats, Schedule, WeightTransform,
     };
-    pub use burn_compress_openvino::{ExportOptions, ExportReport};
+    pub use burn_compress_openvino::{eval, ExportOptions, ExportReport, Precision};
     pub use burn_compress_pruning::{prune, Criterion, Pruning, PruningController, Ranking};
     pub use burn_compress_quant::{
         adapt_batch_norm, fold_batch_norm, load_stock_checkpoint, quantize, ActivationQuantizer,

@@ -5,15 +5,17 @@ use std::collections::{BTreeMap, HashMap};
 
 use burn::backend::capture::{CaptureBackend, TensorId};
 use burn::backend::ir::{
-    ActivationOperationIr, BaseOperationIr, FloatOperationIr, ModuleOperationIr,
-    NumericOperationIr, OperationIr, ScalarIr, TensorIr,
+    ActivationOperationIr, BaseOperationIr, FloatOperationIr, InterpolateModeIr, ModuleOperationIr,
+    NumericOperationIr, OperationIr, PadModeIr, ScalarIr, TensorIr,
 };
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use crate::dynamic::mark_dynamic;
 use crate::error::{GraphError, Result};
-use crate::graph::{ConvAttrs, Graph, Op, PoolAttrs, SliceRange, ValueId};
+use crate::graph::{
+    ConvAttrs, Graph, InterpolateMode, Op, PadMode, PoolAttrs, SliceRange, ValueId,
+};
 use crate::tensor::ConstTensor;
 
 /// How to capture.
@@ -439,6 +441,15 @@ impl Converter<'_> {
                 &o.lhs,
                 &o.out,
             ),
+            N::Pad(o) => {
+                let mode = match o.mode {
+                    PadModeIr::Constant(value) => PadMode::Constant(scalar(&value)),
+                    PadModeIr::Reflect => PadMode::Reflect,
+                    PadModeIr::Edge => PadMode::Edge,
+                };
+                let pads = o.padding.clone();
+                self.unary(Op::Pad { pads, mode }, &o.input, &o.out)
+            }
             N::MeanDim(o) => self.unary(Op::ReduceMean { axes: vec![o.axis] }, &o.input, &o.out),
             N::SumDim(o) => self.unary(Op::ReduceSum { axes: vec![o.axis] }, &o.input, &o.out),
             N::SumDims(o) => self.unary(
@@ -491,6 +502,45 @@ impl Converter<'_> {
                     o.options.groups,
                 );
                 self.conv(attrs, &o.x, &o.weight, o.bias.as_ref(), &o.out)
+            }
+            M::Conv3d(o) => {
+                let attrs = conv_attrs(
+                    &o.options.stride,
+                    &o.options.padding.map(|p| (p, p)),
+                    &o.options.dilation,
+                    o.options.groups,
+                );
+                self.conv(attrs, &o.x, &o.weight, o.bias.as_ref(), &o.out)
+            }
+            M::ConvTranspose1d(o) => {
+                let op = conv_transpose(
+                    &o.options.stride,
+                    &o.options.padding,
+                    &o.options.padding_out,
+                    &o.options.dilation,
+                    o.options.groups,
+                );
+                self.conv_like(op, &o.x, &o.weight, o.bias.as_ref(), &o.out)
+            }
+            M::ConvTranspose2d(o) => {
+                let op = conv_transpose(
+                    &o.options.stride,
+                    &o.options.padding,
+                    &o.options.padding_out,
+                    &o.options.dilation,
+                    o.options.groups,
+                );
+                self.conv_like(op, &o.x, &o.weight, o.bias.as_ref(), &o.out)
+            }
+            M::ConvTranspose3d(o) => {
+                let op = conv_transpose(
+                    &o.options.stride,
+                    &o.options.padding,
+                    &o.options.padding_out,
+                    &o.options.dilation,
+                    o.options.groups,
+                );
+                self.conv_like(op, &o.x, &o.weight, o.bias.as_ref(), &o.out)
             }
             M::Linear(o) => {
                 let x = self.input(&o.x)?;
@@ -576,6 +626,62 @@ impl Converter<'_> {
                 &o.x,
                 &o.out,
             ),
+            M::AdaptiveAvgPool1d(o) => self.unary(
+                Op::AdaptiveAvgPool {
+                    output_size: vec![o.output_size],
+                },
+                &o.x,
+                &o.out,
+            ),
+            M::AdaptiveAvgPool3d(o) => self.unary(
+                Op::AdaptiveAvgPool {
+                    output_size: o.output_size.to_vec(),
+                },
+                &o.x,
+                &o.out,
+            ),
+            M::MaxPool1d(o) => self.unary(
+                Op::MaxPool(PoolAttrs {
+                    kernel: vec![o.kernel_size],
+                    stride: vec![o.stride],
+                    padding: vec![o.padding],
+                    dilation: vec![o.dilation],
+                    ceil_mode: o.ceil_mode,
+                }),
+                &o.x,
+                &o.out,
+            ),
+            M::AvgPool1d(o) => self.unary(
+                Op::AvgPool {
+                    pool: PoolAttrs {
+                        kernel: vec![o.kernel_size],
+                        stride: vec![o.stride],
+                        padding: vec![o.padding],
+                        dilation: vec![1],
+                        ceil_mode: o.ceil_mode,
+                    },
+                    count_include_pad: o.count_include_pad,
+                },
+                &o.x,
+                &o.out,
+            ),
+            M::Interpolate(o) => {
+                let mode = match o.options.mode {
+                    InterpolateModeIr::Nearest => InterpolateMode::Nearest,
+                    InterpolateModeIr::Bilinear => InterpolateMode::Bilinear,
+                    InterpolateModeIr::Bicubic => InterpolateMode::Bicubic,
+                    InterpolateModeIr::NearestExact | InterpolateModeIr::Lanczos3 => {
+                        let name = format!("Interpolate{:?}", o.options.mode);
+                        return self.unsupported(name, whole);
+                    }
+                };
+                let op = Op::Interpolate {
+                    mode,
+                    align_corners: o.options.align_corners,
+                    output_size: o.output_size.to_vec(),
+                };
+                self.unary(op, &o.x, &o.out)
+            }
             other => self.unsupported(first_word(format!("{other:?}")), whole),
         }
     }
@@ -588,11 +694,23 @@ impl Converter<'_> {
         bias: Option<&TensorIr>,
         out: &TensorIr,
     ) -> Result<()> {
+        self.conv_like(Op::Conv(attrs), x, weight, bias, out)
+    }
+
+    /// A node `[x, weight, bias?]`.
+    fn conv_like(
+        &mut self,
+        op: Op,
+        x: &TensorIr,
+        weight: &TensorIr,
+        bias: Option<&TensorIr>,
+        out: &TensorIr,
+    ) -> Result<()> {
         let mut inputs = vec![self.input(x)?, self.input(weight)?];
         if let Some(b) = bias {
             inputs.push(self.input(b)?);
         }
-        self.node(Op::Conv(attrs), inputs, out);
+        self.node(op, inputs, out);
         Ok(())
     }
 
@@ -610,8 +728,32 @@ impl Converter<'_> {
                 &o.out,
             ),
             A::Softmax(o) => self.unary(Op::Softmax { axis: o.axis }, &o.input, &o.out),
+            A::PRelu(o) => self.binary(Op::PRelu, &o.lhs, &o.rhs, &o.out),
+            A::HardSigmoid(o) => self.unary(
+                Op::HardSigmoid {
+                    alpha: scalar(&o.alpha),
+                    beta: scalar(&o.beta),
+                },
+                &o.tensor,
+                &o.out,
+            ),
             other => self.unsupported(first_word(format!("{other:?}")), whole),
         }
+    }
+}
+
+/// A transposed convolution from Burn's per-axis options (symmetric padding).
+fn conv_transpose(
+    stride: &[usize],
+    padding: &[usize],
+    padding_out: &[usize],
+    dilation: &[usize],
+    groups: usize,
+) -> Op {
+    let padding: Vec<(usize, usize)> = padding.iter().map(|&p| (p, p)).collect();
+    Op::ConvTranspose {
+        conv: conv_attrs(stride, &padding, dilation, groups),
+        output_padding: padding_out.to_vec(),
     }
 }
 

@@ -50,11 +50,42 @@ pub struct SliceRange {
     pub step: usize,
 }
 
+/// What [`Op::Pad`] fills the padding with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PadMode {
+    /// A constant.
+    Constant(f64),
+    /// The mirror image, edge excluded.
+    Reflect,
+    /// The edge value repeated.
+    Edge,
+}
+
+/// How [`Op::Interpolate`] samples (Burn's modes; the source index of `Nearest` is
+/// `floor(o * in / out)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InterpolateMode {
+    /// Nearest neighbour.
+    Nearest,
+    /// Bilinear.
+    Bilinear,
+    /// Bicubic (Keys, a = -0.75).
+    Bicubic,
+}
+
 /// The operations the graph models. Inputs are listed per variant; all ops have one output.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     /// `[x, weight, bias?]`; weight `[out, in/groups, k..]`.
     Conv(ConvAttrs),
+    /// `[x, weight, bias?]`, transposed convolution; weight `[in, out/groups, k..]`, the
+    /// padding is cropped from the output.
+    ConvTranspose {
+        /// Stride, padding, dilation and groups.
+        conv: ConvAttrs,
+        /// Added to the end of each output spatial axis.
+        output_padding: Vec<usize>,
+    },
     /// `[a, b]`, numpy matmul semantics (batch dimensions broadcast).
     MatMul,
     /// `[a, b]`, broadcasting.
@@ -81,6 +112,15 @@ pub enum Op {
     LeakyRelu {
         /// Slope for negative inputs.
         slope: f64,
+    },
+    /// `[x, slope]`: `x` where positive, else `slope * x` (slope broadcast like `Mul`).
+    PRelu,
+    /// `[x]`: `clamp(alpha * x + beta, 0, 1)`.
+    HardSigmoid {
+        /// Slope.
+        alpha: f64,
+        /// Offset.
+        beta: f64,
     },
     /// `[x]`, erf-based GELU.
     Gelu,
@@ -121,7 +161,7 @@ pub enum Op {
         /// Padded zeros count in the divisor.
         count_include_pad: bool,
     },
-    /// `[x]`, PyTorch/Burn adaptive average pooling over the last two axes.
+    /// `[x]`, PyTorch/Burn adaptive average pooling over the spatial axes (all after axis 1).
     AdaptiveAvgPool {
         /// Output spatial size.
         output_size: Vec<usize>,
@@ -135,6 +175,22 @@ pub enum Op {
     ReduceSum {
         /// Reduced axes.
         axes: Vec<usize>,
+    },
+    /// `[x]`, padded before and after each axis.
+    Pad {
+        /// `(before, after)` per axis.
+        pads: Vec<(usize, usize)>,
+        /// What the padding holds.
+        mode: PadMode,
+    },
+    /// `[x]`, resized over the last two axes.
+    Interpolate {
+        /// Sampling.
+        mode: InterpolateMode,
+        /// Bilinear and bicubic: corner pixels' centres align (else half-pixel).
+        align_corners: bool,
+        /// Output size of the last two axes.
+        output_size: Vec<usize>,
     },
     /// `[x]`; the target is the output value's shape.
     Reshape,

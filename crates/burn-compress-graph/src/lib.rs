@@ -5,6 +5,8 @@
 //! recognises fake-quantize computations ([`Op::FakeQuantize`]), folds constant subgraphs and
 //! removes identities. The graph knows nothing of any export format.
 
+#![warn(missing_docs)]
+
 pub mod capture;
 pub mod diagnose;
 pub mod dynamic;
@@ -20,6 +22,9 @@ pub use diagnose::{float_inputs, FloatInput};
 pub use error::{GraphError, Result};
 pub use fake_quant::{match_fake_quantize, FakeQuantMatch};
 pub use fold::{eval_const, fold_constants};
-pub use graph::{ConvAttrs, Graph, Node, Op, PoolAttrs, SliceRange, Value, ValueId, ValueKind};
+pub use graph::{
+    ConvAttrs, Graph, InterpolateMode, Node, Op, PadMode, PoolAttrs, SliceRange, Value, ValueId,
+    ValueKind,
+};
 pub use passes::{prepare, PrepareReport};
 pub use tensor::ConstTensor;

@@ -16,6 +16,8 @@
 //! (activations) or i8/u8 constants followed by `Convert` -> (`Subtract` zero point) ->
 //! `Multiply` scale (weights): the pattern OpenVINO's CPU plugin runs on INT8 kernels.
 
+#![warn(missing_docs)]
+
 pub mod compare;
 pub mod error;
 pub mod export;

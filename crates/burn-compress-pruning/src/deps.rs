@@ -264,7 +264,25 @@ impl Analysis<'_> {
         match &node.op {
             Op::Conv(attrs) => self.conv(&node.inputs, out, attrs),
             Op::MatMul => self.matmul(&node.inputs, out),
-            Op::Add | Op::Sub | Op::Mul | Op::Div => self.binary(&node.inputs, out),
+            Op::Add | Op::Sub | Op::Mul | Op::Div | Op::PRelu => self.binary(&node.inputs, out),
+            Op::ConvTranspose { .. } => {
+                // Its output channels are weight axis 1: not followed yet.
+                for v in &node.inputs {
+                    self.block_value(*v, "consumed by a transposed convolution");
+                }
+                self.set(out, None);
+            }
+            Op::Pad { pads, .. } => {
+                if first
+                    .as_ref()
+                    .is_some_and(|v| pads.get(v.axis).is_some_and(|p| *p != (0, 0)))
+                {
+                    self.block_value(node.inputs[0], "padded along its channels");
+                    self.set(out, None);
+                } else {
+                    self.set(out, first);
+                }
+            }
             Op::BatchNorm { .. } => {
                 if let Some(view) = &first {
                     for (k, v) in node.inputs.iter().enumerate().skip(1) {
@@ -304,7 +322,9 @@ impl Analysis<'_> {
             | Op::Clamp { .. }
             | Op::MaxPool(_)
             | Op::AvgPool { .. }
-            | Op::AdaptiveAvgPool { .. } => self.set(out, first),
+            | Op::AdaptiveAvgPool { .. }
+            | Op::HardSigmoid { .. }
+            | Op::Interpolate { .. } => self.set(out, first),
             Op::Softmax { axis } => {
                 if first.as_ref().is_some_and(|v| v.axis == *axis) {
                     self.block_value(node.inputs[0], "normalised over its channels by a softmax");

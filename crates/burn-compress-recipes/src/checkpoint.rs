@@ -47,15 +47,9 @@ impl Checkpoints {
 
     /// The newest complete checkpoint of `phase`: its epoch count and directory.
     pub fn latest(&self, phase: &str) -> Option<(usize, PathBuf)> {
-        let prefix = format!("{phase}-");
-        std::fs::read_dir(&self.dir)
-            .ok()?
-            .filter_map(|entry| {
-                let path = entry.ok()?.path();
-                let name = path.file_name()?.to_str()?;
-                let epochs = name.strip_prefix(&prefix)?.parse::<usize>().ok()?;
-                path.join("state.json").is_file().then_some((epochs, path))
-            })
+        self.all(phase)
+            .into_iter()
+            .filter(|(_, path)| path.join("state.json").is_file())
             .max_by_key(|(epochs, _)| *epochs)
     }
 

@@ -1,14 +1,18 @@
 //! Ready recipes for burn-compress: the MNIST-10k dataset, the reference CNN, a training loop
-//! with progress bars and hooks for compression methods, and the compression recipes that
-//! `configs/` describe.
+//! with progress bars and hooks for compression methods, the same network as a burn-train model
+//! (`learner`), and the compression recipes that `configs/` describe.
+
+#![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod learner;
 pub mod mnist;
 pub mod model;
 pub mod recipe;
 pub mod resnet;
 pub mod train;
 
+pub use learner::{mnist_loader, MnistBatch, MnistBatcher};
 pub use mnist::{Mnist, MnistSplit};
 pub use model::ReferenceCnn;
 pub use recipe::{

@@ -1,19 +1,41 @@
-//! Convolution (grouped or not, with its bias) and MatMul (constant weights transposed into
-//! `transpose_b` form).
+//! Convolution and transposed convolution (grouped or not, with their bias) and MatMul
+//! (constant weights transposed into `transpose_b` form).
 
 use burn_compress_graph::ConvAttrs;
 
 use super::{bool_str, Lowerer};
 use crate::error::Result;
-use crate::ir::{attr, join, ElementType, Port};
+use crate::ir::{attr, join, ElementType, Port, PortRef};
 use crate::weights::Layout;
 
 impl Lowerer<'_> {
     pub(super) fn conv(&mut self, i: usize, a: &ConvAttrs) -> Result<()> {
+        self.convolution(i, a, ["Convolution", "GroupConvolution"], vec![])
+    }
+
+    /// Burn's transposed convolution: weight `[in, out/groups, k..]` is OpenVINO's
+    /// `[C_IN, C_OUT, k..]` as it is, or `[G, C_IN/G, C_OUT/G, k..]` split along axis 0.
+    pub(super) fn conv_transpose(
+        &mut self,
+        i: usize,
+        a: &ConvAttrs,
+        output_padding: &[usize],
+    ) -> Result<()> {
+        let kinds = ["ConvolutionBackpropData", "GroupConvolutionBackpropData"];
+        let extra = vec![attr("output_padding", join(output_padding.iter()))];
+        self.convolution(i, a, kinds, extra)
+    }
+
+    /// Node `i` as layer `kinds[0]`, or `kinds[1]` with the weight split into groups along
+    /// axis 0, followed by its bias.
+    fn convolution(
+        &mut self,
+        i: usize,
+        a: &ConvAttrs,
+        kinds: [&str; 2],
+        extra_attrs: Vec<(String, String)>,
+    ) -> Result<()> {
         let node = self.graph.nodes[i].clone();
-        let g = self.graph;
-        let out_shape = g.value(node.output).shape.clone();
-        let numpy = || vec![attr("auto_broadcast", "numpy")];
         let x = self.port_of(node.inputs[0])?;
         let grouped = a.groups > 1;
         let layout = if grouped {
@@ -22,19 +44,25 @@ impl Lowerer<'_> {
             Layout::AsIs
         };
         let w = self.weight_for(node.inputs[1], layout, i)?;
-        let attrs = vec![
+        let mut attrs = vec![
             attr("strides", join(a.stride.iter())),
             attr("dilations", join(a.dilation.iter())),
             attr("pads_begin", join(a.pads_begin.iter())),
             attr("pads_end", join(a.pads_end.iter())),
             attr("auto_pad", "explicit"),
         ];
-        let kind = if grouped {
-            "GroupConvolution"
-        } else {
-            "Convolution"
-        };
+        attrs.extend(extra_attrs);
+        let kind = kinds[usize::from(grouped)];
         let conv = self.emit(i, kind, "opset1", attrs, &[x, w]);
+        self.add_bias(i, conv)
+    }
+
+    /// Adds node `i`'s bias (its input 2, if any, over axis 1) to `conv`, the node's output.
+    fn add_bias(&mut self, i: usize, conv: PortRef) -> Result<()> {
+        let node = self.graph.nodes[i].clone();
+        let g = self.graph;
+        let out_shape = g.value(node.output).shape.clone();
+        let numpy = || vec![attr("auto_broadcast", "numpy")];
         if let Some(&b) = node.inputs.get(2) {
             let mut shape = vec![1usize; out_shape.len()];
             shape[1] = out_shape[1];

@@ -1,4 +1,5 @@
-//! One-to-one element-wise operations as a table, and LeakyRelu (PRelu with a constant slope).
+//! One-to-one element-wise operations as a table; LeakyRelu (PRelu with a constant slope) and
+//! HardSigmoid (its alpha and beta as scalar inputs).
 
 use burn_compress_graph::Op;
 
@@ -35,6 +36,7 @@ pub(super) fn table(op: &Op) -> Option<ElementWise> {
         Op::Mul => numpy("Multiply"),
         Op::Div => numpy("Divide"),
         Op::Relu => plain("Relu", "opset1"),
+        Op::PRelu => plain("PRelu", "opset1"),
         Op::Sigmoid => plain("Sigmoid", "opset1"),
         Op::Tanh => plain("Tanh", "opset1"),
         Op::Exp => plain("Exp", "opset1"),
@@ -72,6 +74,20 @@ impl Lowerer<'_> {
             &[slope as f32],
         );
         self.emit(i, "PRelu", "opset1", vec![], &[x, s]);
+        Ok(())
+    }
+
+    pub(super) fn hard_sigmoid(&mut self, i: usize, alpha: f64, beta: f64) -> Result<()> {
+        let node = self.graph.nodes[i].clone();
+        let x = self.port_of(node.inputs[0])?;
+        let name = &self.node_names[i];
+        let a = self
+            .ir
+            .const_f32(format!("{name}/alpha"), &[], &[alpha as f32]);
+        let b = self
+            .ir
+            .const_f32(format!("{name}/beta"), &[], &[beta as f32]);
+        self.emit(i, "HardSigmoid", "opset1", vec![], &[x, a, b]);
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! Lowering of a prepared [`Graph`] to OpenVINO opset operations, one family of operations per
 //! module: [`quant`] (FakeQuantize and quantized weights), [`conv`] (Convolution, MatMul),
-//! [`element_wise`] (a table of one-to-one operations), [`norm`], [`pool`] and [`shape`].
+//! [`element_wise`] (a table of one-to-one operations), [`norm`], [`pool`], [`resize`] and
+//! [`shape`].
 //! Adding an operation is one arm in [`Lowerer::node`] and one function in its family (or one
 //! row of the element-wise table).
 
@@ -18,6 +19,7 @@ mod element_wise;
 mod norm;
 mod pool;
 mod quant;
+mod resize;
 mod shape;
 
 /// Lowers `graph` (after [`burn_compress_graph::prepare`]) into an IR model named `name`, its
@@ -251,6 +253,17 @@ impl<'g> Lowerer<'g> {
         match &node.op {
             Op::FakeQuantize { levels } => self.fake_quantize(i, *levels),
             Op::Conv(attrs) => self.conv(i, attrs),
+            Op::ConvTranspose {
+                conv,
+                output_padding,
+            } => self.conv_transpose(i, conv, output_padding),
+            Op::HardSigmoid { alpha, beta } => self.hard_sigmoid(i, *alpha, *beta),
+            Op::Pad { pads, mode } => self.pad(i, pads, *mode),
+            Op::Interpolate {
+                mode,
+                align_corners,
+                output_size,
+            } => self.interpolate(i, *mode, *align_corners, output_size),
             Op::MatMul => self.matmul(i),
             Op::LeakyRelu { slope } => self.leaky_relu(i, *slope),
             Op::BatchNorm { epsilon } => self.batch_norm(i, *epsilon),

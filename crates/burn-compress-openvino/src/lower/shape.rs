@@ -1,6 +1,6 @@
-//! Shape operations: Reshape (dynamic batch kept), Transpose and Slice.
+//! Shape operations: Reshape (dynamic batch kept), Transpose, Slice and Pad.
 
-use burn_compress_graph::SliceRange;
+use burn_compress_graph::{PadMode, SliceRange};
 
 use super::{bool_str, Lowerer};
 use crate::error::Result;
@@ -105,5 +105,35 @@ impl Lowerer<'_> {
                 Ok((target, true))
             }
         }
+    }
+
+    pub(super) fn pad(&mut self, i: usize, pads: &[(usize, usize)], mode: PadMode) -> Result<()> {
+        let node = self.graph.nodes[i].clone();
+        let x = self.port_of(node.inputs[0])?;
+        let name = self.node_names[i].clone();
+        let begin: Vec<i64> = pads.iter().map(|p| p.0 as i64).collect();
+        let end: Vec<i64> = pads.iter().map(|p| p.1 as i64).collect();
+        let begin = self.ir.const_i64(format!("{name}/pads_begin"), &begin);
+        let end = self.ir.const_i64(format!("{name}/pads_end"), &end);
+        let (pad_mode, value) = match mode {
+            PadMode::Constant(value) => ("constant", Some(value)),
+            PadMode::Reflect => ("reflect", None),
+            PadMode::Edge => ("edge", None),
+        };
+        let mut inputs = vec![x, begin, end];
+        if let Some(value) = value {
+            inputs.push(
+                self.ir
+                    .const_f32(format!("{name}/value"), &[], &[value as f32]),
+            );
+        }
+        self.emit(
+            i,
+            "Pad",
+            "opset12",
+            vec![attr("pad_mode", pad_mode)],
+            &inputs,
+        );
+        Ok(())
     }
 }

@@ -1,0 +1,289 @@
+//! One test per family of `burn::nn` layers beyond the reference networks: each exports with a
+//! dynamic batch and runs in OpenVINO at two batch sizes, matching Burn within 1e-4 relative
+//! (`check_fp32`). Layers with no OpenVINO counterpart here are refused by name.
+
+use burn::module::Module;
+use burn::nn::activation::{HardSigmoidConfig, HardSwish, PReluConfig, Relu6, SiLU};
+use burn::nn::conv::{Conv1dConfig, Conv2dConfig, Conv3dConfig, ConvTranspose1dConfig};
+use burn::nn::conv::{ConvTranspose2dConfig, ConvTranspose3dConfig};
+use burn::nn::interpolate::{Interpolate1dConfig, Interpolate2dConfig, InterpolateMode};
+use burn::nn::pool::{
+    AdaptiveAvgPool1dConfig, AdaptiveAvgPool3dConfig, AvgPool1dConfig, MaxPool1dConfig,
+};
+use burn::nn::{
+    EmbeddingConfig, GroupNormConfig, InstanceNormConfig, PaddingConfig1d, PaddingConfig3d,
+    RmsNormConfig,
+};
+use burn::tensor::ops::PadMode;
+use burn::tensor::Tensor;
+use burn_compress::openvino::{export, ExportOptions};
+
+use crate::common::{check_fp32, dev};
+
+const TOLERANCE: f32 = 1e-4;
+
+fn assert_matches(name: &str, worst: f32) {
+    assert!(worst < TOLERANCE, "{name}: max relative error {worst:.3e}");
+}
+
+#[test]
+fn transposed_convolutions_match_burn() {
+    let d = dev();
+    d.seed(3);
+    let plain = ConvTranspose2dConfig::new([4, 6], [3, 3])
+        .with_stride([2, 2])
+        .with_padding([1, 1])
+        .with_padding_out([1, 1])
+        .init(&d);
+    assert_matches(
+        "conv_transpose2d",
+        check_fp32("conv_transpose2d", &plain, [2, 4, 5, 5], |m, x| {
+            m.forward(x)
+        }),
+    );
+    let grouped = ConvTranspose2dConfig::new([4, 6], [3, 2])
+        .with_stride([1, 2])
+        .with_dilation([2, 1])
+        .with_groups(2)
+        .with_bias(false)
+        .init(&d);
+    assert_matches(
+        "conv_transpose2d_grouped",
+        check_fp32(
+            "conv_transpose2d_grouped",
+            &grouped,
+            [2, 4, 5, 6],
+            |m, x| m.forward(x),
+        ),
+    );
+    let one_d = ConvTranspose1dConfig::new([3, 5], 4)
+        .with_stride(3)
+        .with_padding(1)
+        .init(&d);
+    assert_matches(
+        "conv_transpose1d",
+        check_fp32("conv_transpose1d", &one_d, [2, 3, 7], |m, x| m.forward(x)),
+    );
+    let three_d = ConvTranspose3dConfig::new([2, 3], [2, 2, 2])
+        .with_stride([2, 2, 2])
+        .init(&d);
+    assert_matches(
+        "conv_transpose3d",
+        check_fp32("conv_transpose3d", &three_d, [2, 2, 3, 4, 3], |m, x| {
+            m.forward(x)
+        }),
+    );
+}
+
+#[derive(Module, Debug)]
+struct Volume {
+    conv: burn::nn::conv::Conv3d,
+    grouped: burn::nn::conv::Conv3d,
+    pool: burn::nn::pool::AdaptiveAvgPool3d,
+}
+
+#[test]
+fn conv3d_and_adaptive_pool3d_match_burn() {
+    let d = dev();
+    d.seed(5);
+    let model = Volume {
+        conv: Conv3dConfig::new([2, 4], [3, 3, 3])
+            .with_padding(PaddingConfig3d::Explicit(1, 0, 1))
+            .with_stride([1, 2, 1])
+            .init(&d),
+        grouped: Conv3dConfig::new([4, 4], [1, 3, 3]).with_groups(2).init(&d),
+        pool: AdaptiveAvgPool3dConfig::new([2, 1, 2]).init(),
+    };
+    let worst = check_fp32("conv3d", &model, [2, 2, 6, 9, 7], |m, x| {
+        m.pool.forward(m.grouped.forward(m.conv.forward(x)))
+    });
+    assert_matches("conv3d", worst);
+}
+
+#[derive(Module, Debug)]
+struct Sequence {
+    conv: burn::nn::conv::Conv1d,
+    max: burn::nn::pool::MaxPool1d,
+    avg: burn::nn::pool::AvgPool1d,
+    avg_excluding_pad: burn::nn::pool::AvgPool1d,
+    adaptive: burn::nn::pool::AdaptiveAvgPool1d,
+}
+
+#[test]
+fn one_dimensional_pooling_matches_burn() {
+    let d = dev();
+    d.seed(7);
+    let model = Sequence {
+        conv: Conv1dConfig::new(3, 4, 3).init(&d),
+        max: MaxPool1dConfig::new(3)
+            .with_stride(2)
+            .with_padding(PaddingConfig1d::Explicit(1, 1))
+            .with_dilation(2)
+            .init(),
+        avg: AvgPool1dConfig::new(2)
+            .with_padding(PaddingConfig1d::Explicit(1, 1))
+            .init(),
+        avg_excluding_pad: AvgPool1dConfig::new(3)
+            .with_stride(2)
+            .with_padding(PaddingConfig1d::Explicit(1, 1))
+            .with_count_include_pad(false)
+            .init(),
+        adaptive: AdaptiveAvgPool1dConfig::new(3).init(),
+    };
+    let worst = check_fp32("pool1d", &model, [2, 3, 23], |m, x| {
+        let x = m.conv.forward(x);
+        let x = m.max.forward(x);
+        let x = m.avg.forward(x);
+        let x = m.avg_excluding_pad.forward(x);
+        m.adaptive.forward(x)
+    });
+    assert_matches("pool1d", worst);
+}
+
+#[test]
+fn interpolation_matches_burn() {
+    let modes = [
+        ("nearest", InterpolateMode::Nearest, false),
+        ("bilinear", InterpolateMode::Linear, false),
+        ("bilinear_corners", InterpolateMode::Linear, true),
+        ("bicubic", InterpolateMode::Cubic, false),
+        ("bicubic_corners", InterpolateMode::Cubic, true),
+    ];
+    for (name, mode, align_corners) in modes {
+        // Up and down, integer and fractional ratios, and an output of one pixel.
+        for (size, output) in [([4, 5], [8, 7]), ([6, 8], [10, 5]), ([7, 3], [3, 1])] {
+            let resize = Interpolate2dConfig::new()
+                .with_output_size(Some(output))
+                .with_mode(mode.clone())
+                .with_align_corners(align_corners)
+                .init();
+            let label = format!("interpolate2d_{name}_{size:?}_{output:?}");
+            let worst = check_fp32(&label, &resize, [2, 3, size[0], size[1]], |m, x| {
+                m.forward(x)
+            });
+            assert_matches(&label, worst);
+        }
+        let resize = Interpolate1dConfig::new()
+            .with_output_size(Some(11))
+            .with_mode(mode)
+            .with_align_corners(align_corners)
+            .init();
+        let label = format!("interpolate1d_{name}");
+        assert_matches(
+            &label,
+            check_fp32(&label, &resize, [2, 3, 6], |m, x| m.forward(x)),
+        );
+    }
+}
+
+#[test]
+fn padding_modes_match_burn() {
+    let d = dev();
+    d.seed(11);
+    let conv = Conv2dConfig::new([2, 3], [3, 3]).init(&d);
+    for (name, mode) in [
+        ("constant", PadMode::Constant(-1.5)),
+        ("reflect", PadMode::Reflect),
+        ("edge", PadMode::Edge),
+    ] {
+        let label = format!("pad_{name}");
+        let worst = check_fp32(&label, &conv, [2, 2, 7, 6], |m, x| {
+            m.forward(x.pad([(1, 2), (0, 3)], mode))
+        });
+        assert_matches(&label, worst);
+    }
+}
+
+#[derive(Module, Debug)]
+struct Norms {
+    conv: burn::nn::conv::Conv2d,
+    group: burn::nn::GroupNorm,
+    instance: burn::nn::InstanceNorm,
+    rms: burn::nn::RmsNorm,
+}
+
+#[test]
+fn group_instance_and_rms_norms_match_burn() {
+    let d = dev();
+    d.seed(13);
+    let model = Norms {
+        conv: Conv2dConfig::new([3, 8], [3, 3]).init(&d),
+        group: GroupNormConfig::new(4, 8).init(&d),
+        instance: InstanceNormConfig::new(8).init(&d),
+        rms: RmsNormConfig::new(5).init(&d),
+    };
+    let worst = check_fp32("norms", &model, [2, 3, 7, 7], |m, x| {
+        let x = m.group.forward(m.conv.forward(x));
+        m.rms.forward(m.instance.forward(x))
+    });
+    assert_matches("norms", worst);
+}
+
+#[derive(Module, Debug)]
+struct Activations {
+    conv: burn::nn::conv::Conv2d,
+    prelu: burn::nn::PRelu,
+    shared_prelu: burn::nn::PRelu,
+    hard_sigmoid: burn::nn::HardSigmoid,
+}
+
+#[test]
+fn activations_match_burn() {
+    let d = dev();
+    d.seed(17);
+    let model = Activations {
+        conv: Conv2dConfig::new([3, 4], [3, 3]).init(&d),
+        prelu: PReluConfig::new()
+            .with_num_parameters(4)
+            .with_alpha(0.1)
+            .init(&d),
+        shared_prelu: PReluConfig::new().init(&d),
+        hard_sigmoid: HardSigmoidConfig::new().init(),
+    };
+    // Per-channel slopes differ, so a wrong broadcast axis shows.
+    let model = crate::common::set_param(model, "prelu.alpha", |v| {
+        v.iter()
+            .enumerate()
+            .map(|(i, _)| 0.1 * (i + 1) as f32)
+            .collect()
+    });
+    let worst = check_fp32("activations", &model, [2, 3, 6, 6], |m, x| {
+        let x = m.conv.forward(x);
+        let x = Tensor::cat(
+            vec![
+                m.prelu.forward(x.clone()),
+                m.shared_prelu.forward(x.clone()),
+                m.hard_sigmoid.forward(x.clone()),
+                HardSwish::new().forward(x.clone()),
+                SiLU::new().forward(x.clone()),
+                Relu6::new().forward(x.clone() * 4.0),
+            ],
+            1,
+        );
+        x.flatten::<2>(1, 3)
+    });
+    assert_matches("activations", worst);
+}
+
+#[test]
+fn embedding_is_refused_by_name() {
+    let d = dev();
+    let embedding = EmbeddingConfig::new(10, 4).init(&d);
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join("embedding.xml");
+    // An embedding looks up integer indices; a float input must be cast first.
+    let err = export(
+        &embedding,
+        [2, 3],
+        |m, x: Tensor<2>| m.forward(x.int()),
+        &xml,
+        &ExportOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("Embedding") || err.contains("IntoInt"),
+        "{err}"
+    );
+    assert!(!xml.exists());
+}
