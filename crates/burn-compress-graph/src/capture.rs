@@ -18,6 +18,20 @@ use crate::graph::{
 };
 use crate::tensor::ConstTensor;
 
+/// The node of a transposed convolution `$o` of any rank (Burn's IR has one struct per rank).
+macro_rules! conv_transpose_node {
+    ($self:ident, $o:ident) => {{
+        let op = conv_transpose(
+            &$o.options.stride,
+            &$o.options.padding,
+            &$o.options.padding_out,
+            &$o.options.dilation,
+            $o.options.groups,
+        );
+        $self.conv_like(op, &$o.x, &$o.weight, $o.bias.as_ref(), &$o.out)
+    }};
+}
+
 /// How to capture.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaptureOptions {
@@ -512,36 +526,9 @@ impl Converter<'_> {
                 );
                 self.conv(attrs, &o.x, &o.weight, o.bias.as_ref(), &o.out)
             }
-            M::ConvTranspose1d(o) => {
-                let op = conv_transpose(
-                    &o.options.stride,
-                    &o.options.padding,
-                    &o.options.padding_out,
-                    &o.options.dilation,
-                    o.options.groups,
-                );
-                self.conv_like(op, &o.x, &o.weight, o.bias.as_ref(), &o.out)
-            }
-            M::ConvTranspose2d(o) => {
-                let op = conv_transpose(
-                    &o.options.stride,
-                    &o.options.padding,
-                    &o.options.padding_out,
-                    &o.options.dilation,
-                    o.options.groups,
-                );
-                self.conv_like(op, &o.x, &o.weight, o.bias.as_ref(), &o.out)
-            }
-            M::ConvTranspose3d(o) => {
-                let op = conv_transpose(
-                    &o.options.stride,
-                    &o.options.padding,
-                    &o.options.padding_out,
-                    &o.options.dilation,
-                    o.options.groups,
-                );
-                self.conv_like(op, &o.x, &o.weight, o.bias.as_ref(), &o.out)
-            }
+            M::ConvTranspose1d(o) => conv_transpose_node!(self, o),
+            M::ConvTranspose2d(o) => conv_transpose_node!(self, o),
+            M::ConvTranspose3d(o) => conv_transpose_node!(self, o),
             M::Linear(o) => {
                 let x = self.input(&o.x)?;
                 let w = self.input(&o.weight)?;

@@ -14,7 +14,7 @@
 //! # fn demo<M>(model: M, forward: impl Fn(&M, Tensor<4>) -> Tensor<2>, calibration: Vec<Tensor<4>>,
 //! #     optimizer: burn::optim::ModuleOptimizer)
 //! #     -> Result<(), burn_compress::Error>
-//! # where M: TrainStep + InferenceStep + Module + core::fmt::Display + 'static {
+//! # where M: TrainStep + InferenceStep + Module + burn::module::ModuleDisplay + 'static {
 //! use burn::train::Learner;
 //! use burn_compress::config::CompressionConfig;
 //! use burn_compress_train::Compressed;
