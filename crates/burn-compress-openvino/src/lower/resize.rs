@@ -28,15 +28,12 @@ impl Lowerer<'_> {
         let axes: Vec<i64> = (rank - sizes.len()..rank).map(|a| a as i64).collect();
         let sizes = self.ir.const_i64(format!("{name}/sizes"), &sizes);
         let axes = self.ir.const_i64(format!("{name}/axes"), &axes);
-        let (mode, coordinates) = match mode {
-            InterpolateMode::Nearest => ("nearest", "asymmetric"),
-            InterpolateMode::Bilinear => ("linear_onnx", "half_pixel"),
-            InterpolateMode::Bicubic => ("cubic", "half_pixel"),
-        };
-        let coordinates = if align_corners && mode != "nearest" {
-            "align_corners"
-        } else {
-            coordinates
+        let (mode, coordinates) = match (mode, align_corners) {
+            (InterpolateMode::Nearest, _) => ("nearest", "asymmetric"),
+            (InterpolateMode::Bilinear, false) => ("linear_onnx", "half_pixel"),
+            (InterpolateMode::Bilinear, true) => ("linear_onnx", "align_corners"),
+            (InterpolateMode::Bicubic, false) => ("cubic", "half_pixel"),
+            (InterpolateMode::Bicubic, true) => ("cubic", "align_corners"),
         };
         let zeros = vec!["0"; rank].join(",");
         let attrs = vec![
