@@ -1,7 +1,7 @@
-//! Training-step time of the reference CNN (batch 64, flex CPU) in three variants, measured
-//! interleaved in one run: FP32, QAT (INT8 fake-quantize), and 50 % magnitude masks + QAT.
-//! Prints each variant's median and the ratios QAT / FP32 and masks+QAT / QAT, per round and
-//! over all rounds. Run: `cargo bench --bench qat_step`.
+//! Training-step time of the reference CNN (batch 64, flex CPU) in four variants, measured
+//! interleaved in one run: FP32, QAT (INT8, fused fake-quantize), the same QAT with the unfused
+//! chain of tensor ops, and 50 % magnitude masks + QAT. Prints each variant's median and its
+//! ratio to FP32, per round and over all rounds. Run: `cargo bench --bench qat_step`.
 //!
 //! Env: `QAT_BENCH_STEPS` (timed steps per variant and round, default 30), `QAT_BENCH_ROUNDS`
 //! (rounds, default 3).
@@ -9,8 +9,9 @@
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::tensor::Device;
+use burn::tensor::{Device, Int, Tensor};
 use burn_compress::prelude::*;
+use burn_compress::shared::fused;
 use burn_compress_recipes::{mnist, Mnist, NoHook, ReferenceCnn, Trainer};
 
 fn median(mut samples: Vec<f64>) -> f64 {
@@ -33,7 +34,7 @@ fn main() {
     let data = Mnist::load(&mnist::default_dir()).expect("dataset");
     let batches = data.train.batch_indices(64, Some(1));
 
-    let mut fp32 = ReferenceCnn::new(&device).fold_batch_norms().expect("fold");
+    let fp32 = ReferenceCnn::new(&device).fold_batch_norms().expect("fold");
     let calibration: Vec<_> = batches[..5]
         .iter()
         .map(|b| data.train.batch(b, &device).0)
@@ -45,82 +46,118 @@ fn main() {
             })
             .expect("quantize")
     };
-    let mut qat = quantized(fp32.clone());
+    let qat = quantized(fp32.clone());
     // 50 % magnitude sparsity from the first step (a one-level multistep schedule).
     let config = CompressionConfig::from_json(
         r#"{"compression": {"algorithm": "magnitude_sparsity", "params": {
             "schedule": "multistep", "multistep_steps": [], "multistep_sparsity_levels": [0.5]}}}"#,
     )
     .expect("config");
-    let (sparse, mut controller) = compress(fp32.clone())
+    let (sparse, controller) = compress(fp32.clone())
         .config(&config)
         .steps_per_epoch(batches.len())
         .build(|m: &ReferenceCnn, x| m.forward(x), calibration.clone())
         .expect("sparsify");
-    let mut sparse_qat = quantized(sparse);
-    let (mut fp32_trainer, mut qat_trainer, mut sparse_trainer) = (
-        Trainer::adam(1e-3),
-        Trainer::adam(1e-4),
-        Trainer::adam(1e-4),
-    );
+    let sparse_qat = quantized(sparse);
+    let variants = vec![
+        Variant::new("FP32", fp32, Trainer::adam(1e-3), None, true),
+        Variant::new("QAT", qat.clone(), Trainer::adam(1e-4), None, true),
+        Variant::new("QAT unfused", qat, Trainer::adam(1e-4), None, false),
+        Variant::new(
+            "masks+QAT",
+            sparse_qat,
+            Trainer::adam(1e-4),
+            Some(controller),
+            true,
+        ),
+    ];
+    let mut variants = variants;
 
     println!(
         "reference CNN, batch 64, flex CPU: {rounds} rounds of {steps} interleaved steps per \
-         variant (after 5 warm-up steps)"
+         variant, in rotating order (after 5 warm-up steps); QAT runs the fused fake-quantize, \"QAT unfused\" the \
+         chain of tensor ops it replaces"
     );
-    let (mut all_fp32, mut all_qat, mut all_sparse) = (Vec::new(), Vec::new(), Vec::new());
     let mut step = 0;
     for round in 0..rounds {
-        let (mut fp32_times, mut qat_times, mut sparse_times) =
-            (Vec::new(), Vec::new(), Vec::new());
         let warmup = if round == 0 { 5 } else { 0 };
+        let mut round_times = vec![Vec::new(); variants.len()];
         for i in 0..steps + warmup {
             let (images, labels) = data.train.batch(&batches[step % batches.len()], &device);
             step += 1;
-            let started = Instant::now();
-            (fp32, _) = fp32_trainer.step(fp32, images.clone(), labels.clone(), &mut NoHook);
-            let fp32_time = started.elapsed().as_secs_f64();
-            let started = Instant::now();
-            (qat, _) = qat_trainer.step(qat, images.clone(), labels.clone(), &mut NoHook);
-            let qat_time = started.elapsed().as_secs_f64();
-            let started = Instant::now();
-            (sparse_qat, _) = sparse_trainer.step(sparse_qat, images, labels, &mut controller);
-            let sparse_time = started.elapsed().as_secs_f64();
-            if i >= warmup {
-                fp32_times.push(fp32_time);
-                qat_times.push(qat_time);
-                sparse_times.push(sparse_time);
+            // Each step starts with the next variant, so no variant always runs first.
+            let n = variants.len();
+            for k in (0..n).map(|k| (k + step) % n) {
+                let seconds = variants[k].step(images.clone(), labels.clone());
+                if i >= warmup {
+                    round_times[k].push(seconds);
+                }
             }
         }
-        let (f, q, s) = (
-            median(fp32_times.clone()),
-            median(qat_times.clone()),
-            median(sparse_times.clone()),
-        );
-        println!(
-            "round {}: FP32 {:.1} ms, QAT {:.1} ms, masks+QAT {:.1} ms | QAT/FP32 {:.2}x, masks+QAT/QAT {:.2}x",
-            round + 1,
-            f * 1e3,
-            q * 1e3,
-            s * 1e3,
-            q / f,
-            s / q
-        );
-        all_fp32.extend(fp32_times);
-        all_qat.extend(qat_times);
-        all_sparse.extend(sparse_times);
+        let medians: Vec<f64> = round_times.iter().map(|t| median(t.clone())).collect();
+        println!("round {}: {}", round + 1, summary(&variants, &medians));
+        for (variant, times) in variants.iter_mut().zip(round_times) {
+            variant.times.extend(times);
+        }
     }
-    let (f, q, s) = (median(all_fp32), median(all_qat), median(all_sparse));
+    let medians: Vec<f64> = variants.iter().map(|v| median(v.times.clone())).collect();
+    println!("all rounds: {}", summary(&variants, &medians));
     println!(
-        "all rounds: FP32 {:.1} ms, QAT {:.1} ms, masks+QAT {:.1} ms (medians)",
-        f * 1e3,
-        q * 1e3,
-        s * 1e3
+        "targets: QAT / FP32 <= 1.10x, masks+QAT / FP32 <= 1.15x. PyTorch + NNCF on a 2-core AMD \
+         EPYC (DESIGN.md): FP32 11.6 ms, QAT 21.2 ms (1.83x)"
     );
-    println!(
-        "QAT / FP32: {:.2}x (PyTorch+NNCF on these machines: ~1.8x); masks+QAT / QAT: {:.2}x \
-         (target <= 1.10x)",
-        q / f,
-        s / q
-    );
+}
+
+/// One model trained step by step, with its timings.
+struct Variant {
+    name: &'static str,
+    model: Option<ReferenceCnn>,
+    trainer: Trainer,
+    hook: Option<Compression>,
+    fused: bool,
+    times: Vec<f64>,
+}
+
+impl Variant {
+    fn new(
+        name: &'static str,
+        model: ReferenceCnn,
+        trainer: Trainer,
+        hook: Option<Compression>,
+        fused: bool,
+    ) -> Self {
+        Self {
+            name,
+            model: Some(model),
+            trainer,
+            hook,
+            fused,
+            times: Vec::new(),
+        }
+    }
+
+    /// One training step; returns its wall time in seconds.
+    fn step(&mut self, images: Tensor<4>, labels: Tensor<1, Int>) -> f64 {
+        fused::set_enabled(self.fused);
+        let model = self.model.take().expect("model");
+        let started = Instant::now();
+        let (model, _) = match &mut self.hook {
+            Some(hook) => self.trainer.step(model, images, labels, hook),
+            None => self.trainer.step(model, images, labels, &mut NoHook),
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        self.model = Some(model);
+        fused::set_enabled(true);
+        seconds
+    }
+}
+
+/// Each variant's median and its ratio to the first (FP32).
+fn summary(variants: &[Variant], medians: &[f64]) -> String {
+    variants
+        .iter()
+        .zip(medians)
+        .map(|(v, m)| format!("{} {:.1} ms ({:.2}x)", v.name, m * 1e3, m / medians[0]))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -24,6 +24,8 @@
 use burn::tensor::activation::relu;
 use burn::tensor::Tensor;
 
+use crate::fused;
+
 /// NNCF's `eps`, added to `|scale|` and `|range|` so a range is never empty or negative.
 pub const RANGE_EPS: f32 = 1e-16;
 
@@ -92,11 +94,30 @@ pub fn fake_quantize_integer<const D: usize>(
 /// host and tensor code land on the same level for every input.
 pub mod host {
     /// `k = round(clamp((x − low)/range, 0, 1)·(levels − 1))`.
+    #[inline(always)]
     pub fn level(x: f32, low: f32, range: f32, levels: u32) -> f32 {
-        (((x - low) / range).clamp(0.0, 1.0) * (levels - 1) as f32).round_ties_even()
+        round_level(((x - low) / range).clamp(0.0, 1.0) * (levels - 1) as f32)
+    }
+
+    /// Rounds `v` half to even, for `v` in `[0, 2^22]` or NaN (a clamped level): adding and
+    /// subtracting `1.5·2^23` leaves the nearest integer, ties to even, exactly as
+    /// `f32::round_ties_even`; the sign is copied back so `−0.0` stays `−0.0`. Unlike
+    /// `round_ties_even` (a library call on baseline x86-64) this vectorises.
+    #[inline(always)]
+    pub fn round_level(v: f32) -> f32 {
+        const SHIFT: f32 = 12_582_912.0; // 1.5·2^23
+        ((v + SHIFT) - SHIFT).copysign(v)
+    }
+
+    /// The integer form's value of level `level`: `(level − zero_point)·step`, with
+    /// `step = range/(levels − 1)`.
+    #[inline(always)]
+    pub fn integer_value(level: f32, zero_point: f32, step: f32) -> f32 {
+        (level - zero_point) * step
     }
 
     /// OpenVINO's form: `k/(levels − 1)·range + low`.
+    #[inline(always)]
     pub fn fake_quantize(x: f32, low: f32, range: f32, levels: u32) -> f32 {
         level(x, low, range, levels) / (levels - 1) as f32 * range + low
     }
@@ -151,12 +172,32 @@ pub fn symmetric_low_and_range<const D: usize>(
 
 /// Fake-quantizes `x` over `[input_low, input_low + range]` in `form`, with NNCF's gradients.
 ///
-/// The value is exactly the plain chain's (the same ops, on detached inputs). Gradients:
-/// `x` gets `g` inside the range and 0 outside; `input_low` gets `g` below, `input_low + range`
-/// gets `g` above (through whatever `input_low` and `range` are computed from); and `learned`
-/// (the scale of a symmetric grid, the range of an asymmetric one) gets NNCF's inside term
-/// `g·(q − x)/range`, computed directly as NNCF does. On plain tensors this is the plain chain.
+/// The value is exactly the plain chain's. Gradients: `x` gets `g` inside the range and 0
+/// outside; `input_low` gets `g` below, `input_low + range` gets `g` above (through whatever
+/// `input_low` and `range` are computed from); and `learned` (the scale of a symmetric grid, the
+/// range of an asymmetric one) gets NNCF's inside term `g·(q − x)/range`, computed directly as
+/// NNCF does. On plain tensors this is the plain chain.
+///
+/// On autodiff tensors it is one fused operation where [`fused::supports`] holds (Flex, `f32`,
+/// per-tensor or per-axis ranges) and [`fake_quantize_trainable_unfused`] elsewhere; both give
+/// the same values bit for bit and the same per-element gradients.
 pub fn fake_quantize_trainable<const D: usize>(
+    x: Tensor<D>,
+    input_low: Tensor<D>,
+    range: Tensor<D>,
+    learned: Tensor<D>,
+    levels: u32,
+    form: Form,
+) -> Tensor<D> {
+    if fused::supports(&x, &input_low, &range, &learned) {
+        return fused::fake_quantize(x, input_low, range, learned, levels, form);
+    }
+    fake_quantize_trainable_unfused(x, input_low, range, learned, levels, form)
+}
+
+/// [`fake_quantize_trainable`] composed of Burn tensor operations (with `detach`, no custom
+/// backward): what runs on devices without the fused operation, and its reference.
+pub fn fake_quantize_trainable_unfused<const D: usize>(
     x: Tensor<D>,
     input_low: Tensor<D>,
     range: Tensor<D>,

@@ -14,6 +14,7 @@ pub mod bn;
 pub mod calibration;
 pub mod error;
 pub mod fake_quant;
+pub mod fused;
 pub mod grid;
 pub mod mask;
 pub mod quantizer;
@@ -28,7 +29,8 @@ pub use bn::{adapt_batch_norm, fold_batch_norm};
 pub use error::{CoreError, Result};
 pub use fake_quant::{
     fake_quantize, fake_quantize_integer, fake_quantize_symmetric, fake_quantize_trainable,
-    safe_magnitude, symmetric_low_and_range, tune_range, Form, RANGE_EPS,
+    fake_quantize_trainable_unfused, safe_magnitude, symmetric_low_and_range, tune_range, Form,
+    RANGE_EPS,
 };
 pub use grid::{QuantMode, ResolvedSpec};
 pub use mask::{MaskGradient, WeightMask};

@@ -2,6 +2,7 @@
 //! hand-written fake-quantize and mask formulas, and Burn's own module lifecycle (valid(),
 //! records, device moves).
 
+mod rounding;
 mod schedule;
 mod transform;
 

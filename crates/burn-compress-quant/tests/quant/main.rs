@@ -5,6 +5,7 @@
 mod backward;
 mod errors;
 mod forward;
+mod fused;
 mod model;
 mod nncf;
 mod prepare;

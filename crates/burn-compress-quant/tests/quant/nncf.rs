@@ -12,14 +12,15 @@ use serde_json::Value;
 
 use crate::{devices, dims, floats};
 
-fn cases() -> Vec<Value> {
+/// The NNCF reference cases.
+pub fn cases() -> Vec<Value> {
     let text = include_str!("../../../../tests/data/nncf_fake_quant_cases.json");
     let cases: Value = serde_json::from_str(text).expect("valid JSON");
     cases.as_array().expect("a list of cases").clone()
 }
 
 /// The quantizer a case describes, with its parameters as trainable leaves on `device`.
-fn quantizer(case: &Value, device: &Device) -> FakeQuantizer {
+pub fn quantizer(case: &Value, device: &Device) -> FakeQuantizer {
     let params = &case["params"];
     let param = |values: Vec<f32>| {
         let n = values.len();

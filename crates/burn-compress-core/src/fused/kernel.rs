@@ -1,0 +1,426 @@
+//! The fused fake-quantize on host slices: the forward in one pass, the NNCF backward in one pass
+//! (the input's gradient per element, the range parameters' gradients as per-channel sums),
+//! split into blocks over rayon's threads. Every per-element value comes from
+//! [`host`](crate::fake_quant::host), the numerics the tensor chain and the exporter share.
+
+use rayon::prelude::*;
+
+use crate::fake_quant::{host, Form};
+
+/// Elements per parallel block: small tensors (weights) run on the calling thread.
+const BLOCK: usize = 1 << 14;
+
+/// How per-channel range parameters line up with the flat, contiguous input: element `i`
+/// belongs to channel `(i / inner) % channels` (one channel covers the whole input when
+/// `channels` is 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChannelLayout {
+    /// Number of channels (the parameters' length).
+    pub channels: usize,
+    /// Contiguous elements per channel run (the product of the dimensions after the channel
+    /// axis).
+    pub inner: usize,
+}
+
+impl ChannelLayout {
+    /// Calls `run(start, end, channel)` for each maximal run of `start..end` that lies in one
+    /// channel.
+    fn for_each_run(&self, start: usize, end: usize, mut run: impl FnMut(usize, usize, usize)) {
+        let mut i = start;
+        while i < end {
+            let outer = i / self.inner;
+            let run_end = end.min((outer + 1) * self.inner);
+            run(i, run_end, outer % self.channels);
+            i = run_end;
+        }
+    }
+}
+
+/// A quantizer's grid per channel: `[low, low + range]` on `levels` values, in `form`.
+#[derive(Clone, Debug)]
+pub struct Grid {
+    /// `input_low` per channel.
+    pub low: Vec<f32>,
+    /// `range` per channel (positive).
+    pub range: Vec<f32>,
+    /// Number of levels.
+    pub levels: u32,
+    /// Which arithmetic the value follows.
+    pub form: Form,
+}
+
+/// One channel's constants, computed once per run.
+#[derive(Clone, Copy)]
+struct ChannelGrid {
+    low: f32,
+    range: f32,
+    high: f32,
+    zero_point: f32,
+    step: f32,
+    levels: u32,
+}
+
+impl Grid {
+    /// Each channel's constants, computed once per call.
+    fn channels(&self) -> Vec<ChannelGrid> {
+        (0..self.low.len())
+            .map(|c| {
+                let (low, range) = (self.low[c], self.range[c]);
+                ChannelGrid {
+                    low,
+                    range,
+                    high: low + range,
+                    zero_point: host::zero_point(low, range, self.levels),
+                    step: range / (self.levels - 1) as f32,
+                    levels: self.levels,
+                }
+            })
+            .collect()
+    }
+
+    /// Runs `body` with the per-element function of channel `g`, monomorphised per form so
+    /// that the element loops inside `body` vectorise.
+    #[inline(always)]
+    fn with_channel<R>(&self, g: &ChannelGrid, body: impl ChannelBody<R>) -> R {
+        match self.form {
+            Form::FakeQuantize => body.run(g, |x| host::fake_quantize(x, g.low, g.range, g.levels)),
+            Form::Integer => body.run(g, |x| {
+                host::integer_value(
+                    host::level(x, g.low, g.range, g.levels),
+                    g.zero_point,
+                    g.step,
+                )
+            }),
+        }
+    }
+}
+
+/// A loop over one channel run, generic over the per-element quantize function.
+trait ChannelBody<R> {
+    fn run(self, grid: &ChannelGrid, quantize: impl Fn(f32) -> f32 + Copy) -> R;
+}
+
+/// Writes the fake-quantized `x` into `out` (same length).
+pub fn forward(x: &[f32], grid: &Grid, layout: ChannelLayout, out: &mut [f32]) {
+    if layout.inner == 1 && layout.channels > 1 {
+        return interleaved::forward(x, grid, layout.channels, out);
+    }
+    struct Forward<'a> {
+        x: &'a [f32],
+        out: &'a mut [f32],
+    }
+    impl ChannelBody<()> for Forward<'_> {
+        #[inline(always)]
+        fn run(self, _: &ChannelGrid, quantize: impl Fn(f32) -> f32 + Copy) {
+            for (o, &v) in self.out.iter_mut().zip(self.x) {
+                *o = quantize(v);
+            }
+        }
+    }
+    let channels = grid.channels();
+    let block = |(b, out): (usize, &mut [f32])| {
+        let start = b * BLOCK;
+        layout.for_each_run(start, start + out.len(), |s, e, c| {
+            let body = Forward {
+                x: &x[s..e],
+                out: &mut out[s - start..e - start],
+            };
+            grid.with_channel(&channels[c], body);
+        });
+    };
+    if x.len() > BLOCK {
+        out.par_chunks_mut(BLOCK).enumerate().for_each(block);
+    } else {
+        block((0, out));
+    }
+}
+
+/// The gradients of one fused fake-quantize for the upstream gradient `grad`, NNCF's formulas:
+/// `x` gets `g` inside `[low, high]` and 0 outside; `low` gets `g` below and above; `range`
+/// gets `g` above (both through `high = low + range`); the learned parameter gets
+/// `g·((q − x)/range)` inside.
+pub struct Gradients {
+    /// Per element, like `x`.
+    pub input: Vec<f32>,
+    /// Per channel.
+    pub low: Vec<f32>,
+    /// Per channel.
+    pub range: Vec<f32>,
+    /// Per channel.
+    pub learned: Vec<f32>,
+}
+
+/// Per-channel partial sums of one block: (low, range, learned).
+type Sums = Vec<[f64; 3]>;
+
+/// Independent accumulators per sum, so the element loop vectorises (float addition is not
+/// reassociated by the compiler).
+const LANES: usize = 8;
+
+/// All ones where `condition` holds, else zero.
+#[inline(always)]
+fn mask(condition: bool) -> u32 {
+    0u32.wrapping_sub(condition as u32)
+}
+
+/// `value` where `mask` is all ones, `+0.0` where it is zero.
+#[inline(always)]
+fn keep(value: f32, mask: u32) -> f32 {
+    f32::from_bits(value.to_bits() & mask)
+}
+
+/// Computes [`Gradients`] for input `x` and upstream gradient `grad` (same length).
+pub fn backward(x: &[f32], grad: &[f32], grid: &Grid, layout: ChannelLayout) -> Gradients {
+    if layout.inner == 1 && layout.channels > 1 {
+        return interleaved::backward(x, grad, grid, layout.channels);
+    }
+    struct Backward<'a> {
+        x: &'a [f32],
+        grad: &'a [f32],
+        gx: &'a mut [f32],
+    }
+    impl ChannelBody<[f64; 3]> for Backward<'_> {
+        #[inline(always)]
+        fn run(self, c: &ChannelGrid, quantize: impl Fn(f32) -> f32 + Copy) -> [f64; 3] {
+            // Masks as bits (all ones or zero) select `g` or `+0.0` without branches, so the
+            // lanes vectorise and an infinite input never meets 0·∞. Each stage runs over all
+            // lanes of a chunk.
+            type Lanes = [f32; LANES];
+            let lanes = |x: &Lanes, g: &Lanes, o: &mut Lanes, acc: &mut [Lanes; 3]| {
+                let mut q = [0.0f32; LANES];
+                let mut inside = [0u32; LANES];
+                let mut above = [0u32; LANES];
+                for j in 0..LANES {
+                    q[j] = quantize(x[j]);
+                    above[j] = mask(x[j] > c.high);
+                    inside[j] = !(mask(x[j] < c.low) | above[j]);
+                }
+                for j in 0..LANES {
+                    o[j] = keep(g[j], inside[j]);
+                    acc[0][j] += keep(g[j], !inside[j]);
+                    acc[1][j] += keep(g[j], above[j]);
+                    acc[2][j] += keep(g[j] * ((q[j] - x[j]) / c.range), inside[j]);
+                }
+            };
+            let mut acc = [[0.0f32; LANES]; 3];
+            let mut xs = self.x.chunks_exact(LANES);
+            let mut gs = self.grad.chunks_exact(LANES);
+            let mut os = self.gx.chunks_exact_mut(LANES);
+            for ((x, g), o) in (&mut xs).zip(&mut gs).zip(&mut os) {
+                let o: &mut Lanes = o.try_into().expect("a full chunk");
+                lanes(
+                    x.try_into().expect("a full chunk"),
+                    g.try_into().expect("a full chunk"),
+                    o,
+                    &mut acc,
+                );
+            }
+            // The tail (or a whole run shorter than a chunk), element by element.
+            let tail = xs.remainder().iter().zip(gs.remainder());
+            for (j, ((&x, &g), o)) in tail.zip(os.into_remainder()).enumerate() {
+                let above = mask(x > c.high);
+                let inside = !(mask(x < c.low) | above);
+                *o = keep(g, inside);
+                acc[0][j] += keep(g, !inside);
+                acc[1][j] += keep(g, above);
+                acc[2][j] += keep(g * ((quantize(x) - x) / c.range), inside);
+            }
+            acc.map(|lanes| lanes.iter().map(|&v| v as f64).sum())
+        }
+    }
+    let mut input = vec![0.0f32; x.len()];
+    let channels = grid.channels();
+    let block = |(b, gx): (usize, &mut [f32])| -> Sums {
+        let start = b * BLOCK;
+        let mut sums = vec![[0.0f64; 3]; layout.channels];
+        layout.for_each_run(start, start + gx.len(), |s, e, c| {
+            let body = Backward {
+                x: &x[s..e],
+                grad: &grad[s..e],
+                gx: &mut gx[s - start..e - start],
+            };
+            let run = grid.with_channel(&channels[c], body);
+            for (sum, part) in sums[c].iter_mut().zip(run) {
+                *sum += part;
+            }
+        });
+        sums
+    };
+    let add = |mut a: Sums, b: Sums| {
+        for (a, b) in a.iter_mut().zip(b) {
+            for k in 0..3 {
+                a[k] += b[k];
+            }
+        }
+        a
+    };
+    let sums = if x.len() > BLOCK {
+        input
+            .par_chunks_mut(BLOCK)
+            .enumerate()
+            .map(block)
+            .reduce(|| vec![[0.0f64; 3]; layout.channels], add)
+    } else {
+        block((0, &mut input))
+    };
+    let column = |k: usize| sums.iter().map(|s| s[k] as f32).collect();
+    Gradients {
+        low: column(0),
+        range: column(1),
+        learned: column(2),
+        input,
+    }
+}
+
+/// Channels on the last axis (`inner` 1, e.g. a Linear weight's output features): each row of
+/// `channels` elements walks all channels, so the parameters are laid out as columns and the
+/// loops run along a row.
+mod interleaved {
+    use rayon::prelude::*;
+
+    use super::{keep, mask, Gradients, Grid, BLOCK};
+    use crate::fake_quant::{host, Form};
+
+    /// The channels' constants as columns.
+    struct Columns {
+        low: Vec<f32>,
+        range: Vec<f32>,
+        high: Vec<f32>,
+        zero_point: Vec<f32>,
+        step: Vec<f32>,
+        levels: u32,
+        form: Form,
+    }
+
+    impl Columns {
+        fn new(grid: &Grid) -> Self {
+            let channels = grid.channels();
+            let column = |f: fn(&super::ChannelGrid) -> f32| channels.iter().map(f).collect();
+            Self {
+                low: column(|c| c.low),
+                range: column(|c| c.range),
+                high: column(|c| c.high),
+                zero_point: column(|c| c.zero_point),
+                step: column(|c| c.step),
+                levels: grid.levels,
+                form: grid.form,
+            }
+        }
+
+        /// Writes the fake-quantized values of one row `x` (channel `j` at position `j`)
+        /// into `out`; the form is chosen once per row so the element loop vectorises.
+        #[inline(always)]
+        fn values_into(&self, x: &[f32], out: &mut [f32]) {
+            let levels = self.levels;
+            let params = self.low.iter().zip(&self.range);
+            match self.form {
+                Form::FakeQuantize => {
+                    for ((o, &v), (&low, &range)) in out.iter_mut().zip(x).zip(params) {
+                        *o = host::fake_quantize(v, low, range, levels);
+                    }
+                }
+                Form::Integer => {
+                    let grid = params.zip(self.zero_point.iter().zip(&self.step));
+                    for ((o, &v), ((&low, &range), (&zp, &step))) in out.iter_mut().zip(x).zip(grid)
+                    {
+                        *o = host::integer_value(host::level(v, low, range, levels), zp, step);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rows per parallel block.
+    fn rows_per_block(channels: usize) -> usize {
+        (BLOCK / channels).max(1)
+    }
+
+    pub(super) fn forward(x: &[f32], grid: &Grid, channels: usize, out: &mut [f32]) {
+        let columns = Columns::new(grid);
+        let rows = |(x, out): (&[f32], &mut [f32])| {
+            for (x, out) in x.chunks(channels).zip(out.chunks_mut(channels)) {
+                columns.values_into(x, out);
+            }
+        };
+        let block = rows_per_block(channels) * channels;
+        if x.len() > BLOCK {
+            x.par_chunks(block)
+                .zip(out.par_chunks_mut(block))
+                .for_each(rows);
+        } else {
+            rows((x, out));
+        }
+    }
+
+    pub(super) fn backward(x: &[f32], grad: &[f32], grid: &Grid, channels: usize) -> Gradients {
+        let columns = Columns::new(grid);
+        let mut input = vec![0.0f32; x.len()];
+        // Per-channel sums of one block: (low, range, learned) as three columns.
+        let rows = |((x, g), gx): ((&[f32], &[f32]), &mut [f32])| -> [Vec<f32>; 3] {
+            let mut acc = [
+                vec![0.0f32; channels],
+                vec![0.0f32; channels],
+                vec![0.0f32; channels],
+            ];
+            let [low_sum, range_sum, learned_sum] = &mut acc;
+            for ((x, g), gx) in x
+                .chunks(channels)
+                .zip(g.chunks(channels))
+                .zip(gx.chunks_mut(channels))
+            {
+                // `gx` holds the row's quantized values first, then its gradient.
+                columns.values_into(x, gx);
+                let params = (columns.low.iter().zip(&columns.high)).zip(&columns.range);
+                let sums =
+                    (low_sum.iter_mut().zip(range_sum.iter_mut())).zip(learned_sum.iter_mut());
+                for (
+                    (((gx, &v), &g), ((&low, &high), &range)),
+                    ((low_sum, range_sum), learned_sum),
+                ) in gx.iter_mut().zip(x).zip(g).zip(params).zip(sums)
+                {
+                    let above = mask(v > high);
+                    let inside = !(mask(v < low) | above);
+                    let learned = g * ((*gx - v) / range);
+                    *gx = keep(g, inside);
+                    *low_sum += keep(g, !inside);
+                    *range_sum += keep(g, above);
+                    *learned_sum += keep(learned, inside);
+                }
+            }
+            acc
+        };
+        let add = |mut a: [Vec<f32>; 3], b: [Vec<f32>; 3]| {
+            for (a, b) in a.iter_mut().zip(b) {
+                for (a, b) in a.iter_mut().zip(b) {
+                    *a += b;
+                }
+            }
+            a
+        };
+        let block = rows_per_block(channels) * channels;
+        let [low, range, learned] = if x.len() > BLOCK {
+            x.par_chunks(block)
+                .zip(grad.par_chunks(block))
+                .zip(input.par_chunks_mut(block))
+                .map(rows)
+                .reduce(
+                    || {
+                        [
+                            vec![0.0; channels],
+                            vec![0.0; channels],
+                            vec![0.0; channels],
+                        ]
+                    },
+                    add,
+                )
+        } else {
+            rows(((x, grad), &mut input))
+        };
+        Gradients {
+            input,
+            low,
+            range,
+            learned,
+        }
+    }
+}
