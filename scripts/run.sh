@@ -13,4 +13,4 @@ if [ "$#" -eq 0 ]; then
   set -- qat
 fi
 cargo test --quiet --workspace --no-run
-exec target/debug/burn-compress "$@"
+exec "${CARGO_TARGET_DIR:-target}/debug/burn-compress" "$@"

@@ -170,6 +170,20 @@ pub fn symmetric_low_and_range<const D: usize>(
     (low, range)
 }
 
+/// The tensors a trainable fake-quantize reads: the input, the range `[input_low, input_low +
+/// range]` (broadcast against `x`), and the parameter that gets NNCF's inside term.
+#[derive(Clone, Debug)]
+pub struct Operands<const D: usize> {
+    /// The input.
+    pub x: Tensor<D>,
+    /// The low end of the range.
+    pub input_low: Tensor<D>,
+    /// The range's width (positive).
+    pub range: Tensor<D>,
+    /// The scale of a symmetric grid, the range of an asymmetric one.
+    pub learned: Tensor<D>,
+}
+
 /// Fake-quantizes `x` over `[input_low, input_low + range]` in `form`, with NNCF's gradients.
 ///
 /// The value is exactly the plain chain's. Gradients: `x` gets `g` inside the range and 0
@@ -189,22 +203,31 @@ pub fn fake_quantize_trainable<const D: usize>(
     levels: u32,
     form: Form,
 ) -> Tensor<D> {
-    if fused::supports(&x, &input_low, &range, &learned) {
-        return fused::fake_quantize(x, input_low, range, learned, levels, form);
+    let operands = Operands {
+        x,
+        input_low,
+        range,
+        learned,
+    };
+    if fused::supports(&operands) {
+        return fused::fake_quantize(operands, levels, form);
     }
-    fake_quantize_trainable_unfused(x, input_low, range, learned, levels, form)
+    fake_quantize_trainable_unfused(operands, levels, form)
 }
 
 /// [`fake_quantize_trainable`] composed of Burn tensor operations (with `detach`, no custom
 /// backward): what runs on devices without the fused operation, and its reference.
 pub fn fake_quantize_trainable_unfused<const D: usize>(
-    x: Tensor<D>,
-    input_low: Tensor<D>,
-    range: Tensor<D>,
-    learned: Tensor<D>,
+    operands: Operands<D>,
     levels: u32,
     form: Form,
 ) -> Tensor<D> {
+    let Operands {
+        x,
+        input_low,
+        range,
+        learned,
+    } = operands;
     let autodiff = x.is_autodiff() || range.is_autodiff() || input_low.is_autodiff();
     if !autodiff {
         return form.apply(x, input_low, range, levels);

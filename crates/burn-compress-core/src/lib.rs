@@ -30,7 +30,7 @@ pub use error::{CoreError, Result};
 pub use fake_quant::{
     fake_quantize, fake_quantize_integer, fake_quantize_symmetric, fake_quantize_trainable,
     fake_quantize_trainable_unfused, safe_magnitude, symmetric_low_and_range, tune_range, Form,
-    RANGE_EPS,
+    Operands, RANGE_EPS,
 };
 pub use grid::{QuantMode, ResolvedSpec};
 pub use mask::{MaskGradient, WeightMask};

@@ -35,7 +35,7 @@ pub use activation::{ActivationQuantizer, QConv1d, QConv2d, QLinear};
 pub use burn_compress_core::{
     adapt_batch_norm, fake_quantize, fake_quantize_integer, fake_quantize_symmetric,
     fake_quantize_trainable, fake_quantize_trainable_unfused, fold_batch_norm, fused,
-    safe_magnitude, symmetric_low_and_range, tune_range, FakeQuantizer, Form, QuantMode,
+    safe_magnitude, symmetric_low_and_range, tune_range, FakeQuantizer, Form, Operands, QuantMode,
     ResolvedSpec, Scope, WeightTransform, RANGE_EPS,
 };
 pub use checkpoint::load_stock_checkpoint;

@@ -22,7 +22,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, DispatchDevice, Flex};
 use burn::tensor::{DType, Shape, Tensor, TensorData};
 
-use crate::fake_quant::Form;
+use crate::fake_quant::{Form, Operands};
 use kernel::{ChannelLayout, Grid};
 
 /// The fused fake-quantize as a backend operation (see the module docs). `learned` is the
@@ -99,12 +99,13 @@ pub fn is_enabled() -> bool {
 /// Whether the fused operation applies to these operands: it is turned on, the operands are
 /// autodiff tensors on a Flex device, all `f32`, and `input_low`, `range` and `learned` have one
 /// shape that is all ones or matches `x` on exactly one axis.
-pub fn supports<const D: usize>(
-    x: &Tensor<D>,
-    input_low: &Tensor<D>,
-    range: &Tensor<D>,
-    learned: &Tensor<D>,
-) -> bool {
+pub fn supports<const D: usize>(operands: &Operands<D>) -> bool {
+    let Operands {
+        x,
+        input_low,
+        range,
+        learned,
+    } = operands;
     let on_flex_autodiff = |t: &Tensor<D>| {
         t.is_autodiff()
             && matches!(
@@ -112,28 +113,26 @@ pub fn supports<const D: usize>(
                 DispatchDevice::Flex(_)
             )
     };
-    let operands = [x, input_low, range, learned];
+    let all = [x, input_low, range, learned];
     let param_shape = input_low.shape();
     is_enabled()
-        && operands.iter().all(|t| t.dtype() == DType::F32)
-        && operands.iter().any(|t| on_flex_autodiff(t))
-        && operands
-            .iter()
-            .all(|t| t.is_autodiff() == x.is_autodiff() && t.device().inner() == x.device().inner())
+        && all.iter().all(|t| t.dtype() == DType::F32)
+        && all.iter().all(|t| on_flex_autodiff(t))
+        && all.iter().all(|t| t.device().inner() == x.device().inner())
         && range.shape() == param_shape
         && learned.shape() == param_shape
         && channel_layout(&x.shape(), &param_shape).is_some()
 }
 
-/// Fake-quantizes `x` in `form` with the fused operation; call only where [`supports`] holds.
-pub fn fake_quantize<const D: usize>(
-    x: Tensor<D>,
-    input_low: Tensor<D>,
-    range: Tensor<D>,
-    learned: Tensor<D>,
-    levels: u32,
-    form: Form,
-) -> Tensor<D> {
+/// Fake-quantizes `operands.x` in `form` with the fused operation; call only where
+/// [`supports`] holds.
+pub fn fake_quantize<const D: usize>(operands: Operands<D>, levels: u32, form: Form) -> Tensor<D> {
+    let Operands {
+        x,
+        input_low,
+        range,
+        learned,
+    } = operands;
     Tensor::from_dispatch(
         <burn::backend::Dispatch as FusedFakeQuantize>::fused_fake_quantize(
             x.into_dispatch(),

@@ -9,7 +9,11 @@ fn level_rounding_equals_round_ties_even() {
     let quarters = (0..=255 * 4).map(|k| k as f32 / 4.0);
     let sweep = (0..=1_000_000).map(|k| k as f32 * 255.0 / 1_000_000.0);
     let below_one = (0..=1000).map(|k| k as f32 * 1e-3);
-    for v in quarters.chain(sweep).chain(below_one).chain([0.0, -0.0, 255.0]) {
+    for v in quarters
+        .chain(sweep)
+        .chain(below_one)
+        .chain([0.0, -0.0, 255.0])
+    {
         assert_eq!(
             host::round_level(v).to_bits(),
             v.round_ties_even().to_bits(),

@@ -4,7 +4,9 @@
 //! the unfused op's exactly (the two zeros counted as one). A per-channel layout checks the channel indexing.
 
 use burn::tensor::{Device, Shape, Tensor, TensorData};
-use burn_compress_quant::{fake_quantize_trainable, fake_quantize_trainable_unfused, fused, Form};
+use burn_compress_quant::{
+    fake_quantize_trainable, fake_quantize_trainable_unfused, fused, Form, Operands,
+};
 use serde_json::Value;
 
 use crate::nncf::{cases, quantizer};
@@ -51,15 +53,27 @@ fn run<const D: usize>(
         leaf(range, param_shape),
         leaf(range, param_shape),
     );
-    let args = (xt.clone(), lowt.clone(), ranget.clone(), learnedt.clone());
+    let operands = Operands {
+        x: xt.clone(),
+        input_low: lowt.clone(),
+        range: ranget.clone(),
+        learned: learnedt.clone(),
+    };
     let y = if fused_op {
         assert!(
-            fused::supports(&args.0, &args.1, &args.2, &args.3),
+            fused::supports(&operands),
             "the fused op applies to Flex autodiff tensors"
         );
-        fake_quantize_trainable(args.0, args.1, args.2, args.3, levels, form)
+        fake_quantize_trainable(
+            xt.clone(),
+            lowt.clone(),
+            ranget.clone(),
+            learnedt.clone(),
+            levels,
+            form,
+        )
     } else {
-        fake_quantize_trainable_unfused(args.0, args.1, args.2, args.3, levels, form)
+        fake_quantize_trainable_unfused(operands, levels, form)
     };
     let upstream = Tensor::<D>::from_data(TensorData::new(g.to_vec(), Shape::new(shape)), &device);
     let grads = y.clone().mul(upstream).sum().backward();
