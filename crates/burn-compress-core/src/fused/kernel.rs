@@ -169,6 +169,20 @@ fn keep(value: f32, mask: u32) -> f32 {
     f32::from_bits(value.to_bits() & mask)
 }
 
+/// NNCF's gradient terms of one element `x` with upstream gradient `g` and quantized value `q`:
+/// `(d x, [d input_low, d range, d learned])`. Masks as bits (all ones or zero) select `g` or
+/// `+0.0` without branches, so callers' loops vectorise and an infinite input never meets 0·∞.
+#[inline(always)]
+fn gradient_terms(x: f32, g: f32, q: f32, low: f32, high: f32, range: f32) -> (f32, [f32; 3]) {
+    let above = mask(x > high);
+    let inside = !(mask(x < low) | above);
+    let learned = g * ((q - x) / range);
+    (
+        keep(g, inside),
+        [keep(g, !inside), keep(g, above), keep(learned, inside)],
+    )
+}
+
 /// Computes [`Gradients`] for input `x` and upstream gradient `grad` (same length).
 pub fn backward(x: &[f32], grad: &[f32], grid: &Grid, layout: ChannelLayout) -> Gradients {
     if layout.inner == 1 && layout.channels > 1 {
@@ -182,24 +196,19 @@ pub fn backward(x: &[f32], grad: &[f32], grid: &Grid, layout: ChannelLayout) -> 
     impl ChannelBody<[f64; 3]> for Backward<'_> {
         #[inline(always)]
         fn run(self, c: &ChannelGrid, quantize: impl Fn(f32) -> f32 + Copy) -> [f64; 3] {
-            // Masks as bits (all ones or zero) select `g` or `+0.0` without branches, so the
-            // lanes vectorise and an infinite input never meets 0·∞. Each stage runs over all
-            // lanes of a chunk.
+            // Each stage runs over all lanes of a chunk, so the lanes vectorise.
             type Lanes = [f32; LANES];
             let lanes = |x: &Lanes, g: &Lanes, o: &mut Lanes, acc: &mut [Lanes; 3]| {
                 let mut q = [0.0f32; LANES];
-                let mut inside = [0u32; LANES];
-                let mut above = [0u32; LANES];
                 for j in 0..LANES {
                     q[j] = quantize(x[j]);
-                    above[j] = mask(x[j] > c.high);
-                    inside[j] = !(mask(x[j] < c.low) | above[j]);
                 }
                 for j in 0..LANES {
-                    o[j] = keep(g[j], inside[j]);
-                    acc[0][j] += keep(g[j], !inside[j]);
-                    acc[1][j] += keep(g[j], above[j]);
-                    acc[2][j] += keep(g[j] * ((q[j] - x[j]) / c.range), inside[j]);
+                    let (gx, terms) = gradient_terms(x[j], g[j], q[j], c.low, c.high, c.range);
+                    o[j] = gx;
+                    for k in 0..3 {
+                        acc[k][j] += terms[k];
+                    }
                 }
             };
             let mut acc = [[0.0f32; LANES]; 3];
@@ -218,12 +227,11 @@ pub fn backward(x: &[f32], grad: &[f32], grid: &Grid, layout: ChannelLayout) -> 
             // The tail (or a whole run shorter than a chunk), element by element.
             let tail = xs.remainder().iter().zip(gs.remainder());
             for (j, ((&x, &g), o)) in tail.zip(os.into_remainder()).enumerate() {
-                let above = mask(x > c.high);
-                let inside = !(mask(x < c.low) | above);
-                *o = keep(g, inside);
-                acc[0][j] += keep(g, !inside);
-                acc[1][j] += keep(g, above);
-                acc[2][j] += keep(g * ((quantize(x) - x) / c.range), inside);
+                let (gx, terms) = gradient_terms(x, g, quantize(x), c.low, c.high, c.range);
+                *o = gx;
+                for k in 0..3 {
+                    acc[k][j] += terms[k];
+                }
             }
             acc.map(|lanes| lanes.iter().map(|&v| v as f64).sum())
         }
@@ -278,7 +286,7 @@ pub fn backward(x: &[f32], grad: &[f32], grid: &Grid, layout: ChannelLayout) -> 
 mod interleaved {
     use rayon::prelude::*;
 
-    use super::{keep, mask, Gradients, Grid, BLOCK};
+    use super::{gradient_terms, Gradients, Grid, BLOCK};
     use crate::fake_quant::{host, Form};
 
     /// The channels' constants as columns.
@@ -378,13 +386,12 @@ mod interleaved {
                     ((low_sum, range_sum), learned_sum),
                 ) in gx.iter_mut().zip(x).zip(g).zip(params).zip(sums)
                 {
-                    let above = mask(v > high);
-                    let inside = !(mask(v < low) | above);
-                    let learned = g * ((*gx - v) / range);
-                    *gx = keep(g, inside);
-                    *low_sum += keep(g, !inside);
-                    *range_sum += keep(g, above);
-                    *learned_sum += keep(learned, inside);
+                    let (dx, [d_low, d_range, d_learned]) =
+                        gradient_terms(v, g, *gx, low, high, range);
+                    *gx = dx;
+                    *low_sum += d_low;
+                    *range_sum += d_range;
+                    *learned_sum += d_learned;
                 }
             }
             acc
