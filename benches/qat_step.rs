@@ -1,10 +1,11 @@
-//! Training-step time of the reference CNN (batch 64, flex CPU) in four variants, measured
-//! interleaved in one run: FP32, QAT (INT8, fused fake-quantize), the same QAT with the unfused
-//! chain of tensor ops, and 50 % magnitude masks + QAT. Prints each variant's median and its
+//! Training-step time of the reference CNN (batch 64) on flex CPU, and with `--features wgpu`
+//! on wgpu too, in four variants measured interleaved in one run per device: FP32, QAT (INT8,
+//! fused fake-quantize), the same QAT with the unfused chain of tensor ops, and 50 % magnitude
+//! masks + QAT. Prints each variant's median and its
 //! ratio to FP32, per round and over all rounds. Run: `cargo bench --bench qat_step`.
 //!
 //! Env: `QAT_BENCH_STEPS` (timed steps per variant and round, default 30), `QAT_BENCH_ROUNDS`
-//! (rounds, default 3).
+//! (rounds, default 3), `QAT_BENCH_DEVICES` (`flex`, `wgpu` or `flex,wgpu`; default all built).
 
 use std::time::Instant;
 
@@ -29,7 +30,40 @@ fn env(name: &str, default: usize) -> usize {
 fn main() {
     let steps = env("QAT_BENCH_STEPS", 30);
     let rounds = env("QAT_BENCH_ROUNDS", 3);
-    let device = Device::flex().autodiff();
+    for (name, device) in devices() {
+        bench_device(name, device, steps, rounds);
+    }
+    println!(
+        "targets on flex: QAT / FP32 <= 1.10x, masks+QAT / FP32 <= 1.15x. PyTorch + NNCF on a \
+         2-core AMD EPYC (DESIGN.md): FP32 11.6 ms, QAT 21.2 ms (1.83x)"
+    );
+}
+
+/// The devices to time: flex, and with the `wgpu` feature the best adapter wgpu finds (a GPU
+/// where there is one). `QAT_BENCH_DEVICES` (e.g. `wgpu`, `flex,wgpu`) picks among them.
+fn devices() -> Vec<(&'static str, Device)> {
+    #[allow(unused_mut)]
+    let mut all = vec![("flex CPU", "flex", Device::flex())];
+    #[cfg(feature = "wgpu")]
+    all.push((
+        "wgpu",
+        "wgpu",
+        Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+    ));
+    let wanted = std::env::var("QAT_BENCH_DEVICES").ok();
+    all.into_iter()
+        .filter(|(_, key, _)| {
+            wanted
+                .as_deref()
+                .is_none_or(|list| list.split(',').any(|k| k.trim() == *key))
+        })
+        .map(|(name, _, device)| (name, device))
+        .collect()
+}
+
+/// Times the four variants on one device and prints their medians and ratios to FP32.
+fn bench_device(name: &str, device: Device, steps: usize, rounds: usize) {
+    let device = device.autodiff();
     device.seed(7);
     let data = Mnist::load(&mnist::default_dir()).expect("dataset");
     let batches = data.train.batch_indices(64, Some(1));
@@ -59,7 +93,7 @@ fn main() {
         .build(|m: &ReferenceCnn, x| m.forward(x), calibration.clone())
         .expect("sparsify");
     let sparse_qat = quantized(sparse);
-    let variants = vec![
+    let mut variants = vec![
         Variant::new("FP32", fp32, Trainer::adam(1e-3), None, true),
         Variant::new("QAT", qat.clone(), Trainer::adam(1e-4), None, true),
         Variant::new("QAT unfused", qat, Trainer::adam(1e-4), None, false),
@@ -71,12 +105,11 @@ fn main() {
             true,
         ),
     ];
-    let mut variants = variants;
 
     println!(
-        "reference CNN, batch 64, flex CPU: {rounds} rounds of {steps} interleaved steps per \
-         variant, in rotating order (after 5 warm-up steps); QAT runs the fused fake-quantize, \"QAT unfused\" the \
-         chain of tensor ops it replaces"
+        "reference CNN, batch 64, {name}: {rounds} rounds of {steps} interleaved steps per \
+         variant, in rotating order (after 5 warm-up steps); QAT runs the fused fake-quantize \
+         where the device has it, \"QAT unfused\" the chain of tensor ops it replaces"
     );
     let mut step = 0;
     for round in 0..rounds {
@@ -95,17 +128,17 @@ fn main() {
             }
         }
         let medians: Vec<f64> = round_times.iter().map(|t| median(t.clone())).collect();
-        println!("round {}: {}", round + 1, summary(&variants, &medians));
+        println!(
+            "{name} round {}: {}",
+            round + 1,
+            summary(&variants, &medians)
+        );
         for (variant, times) in variants.iter_mut().zip(round_times) {
             variant.times.extend(times);
         }
     }
     let medians: Vec<f64> = variants.iter().map(|v| median(v.times.clone())).collect();
-    println!("all rounds: {}", summary(&variants, &medians));
-    println!(
-        "targets: QAT / FP32 <= 1.10x, masks+QAT / FP32 <= 1.15x. PyTorch + NNCF on a 2-core AMD \
-         EPYC (DESIGN.md): FP32 11.6 ms, QAT 21.2 ms (1.83x)"
-    );
+    println!("{name} all rounds: {}", summary(&variants, &medians));
 }
 
 /// One model trained step by step, with its timings.

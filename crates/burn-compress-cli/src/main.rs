@@ -37,9 +37,10 @@ struct Cli {
 enum DeviceChoice {
     /// Burn's pure-Rust CPU backend (default).
     Flex,
-    /// Burn's ndarray CPU backend (deprecated in Burn 0.22).
+    /// Burn's ndarray CPU backend (deprecated in Burn 0.22; needs the `ndarray` feature).
     Ndarray,
-    /// A GPU through wgpu (not built into this binary yet).
+    /// The best adapter wgpu finds: a GPU where there is one (needs the `wgpu` feature; set
+    /// `CUBECL_WGPU_DEFAULT_DEVICE` to pick another, e.g. `Cpu` for Mesa's lavapipe).
     Wgpu,
 }
 
@@ -47,15 +48,24 @@ impl DeviceChoice {
     fn device(self) -> Result<Device, String> {
         match self {
             DeviceChoice::Flex => Ok(Device::flex()),
+            #[cfg(feature = "ndarray")]
             #[allow(deprecated)]
             DeviceChoice::Ndarray => Ok(Device::ndarray()),
-            DeviceChoice::Wgpu => Err(
-                "`--device wgpu`: this binary is built without wgpu support yet; use flex or \
-                 ndarray"
-                    .into(),
-            ),
+            #[cfg(feature = "wgpu")]
+            DeviceChoice::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+            #[allow(unreachable_patterns)]
+            other => Err(missing_backend(other)),
         }
     }
+}
+
+/// The error for a device whose backend this binary was built without.
+fn missing_backend(choice: DeviceChoice) -> String {
+    let name = format!("{choice:?}").to_lowercase();
+    format!(
+        "`--device {name}`: this binary is built without the {name} backend; build it with \
+         `cargo build --release -p burn-compress-cli --features {name}`"
+    )
 }
 
 /// Where a recipe run reads and writes, and how it trains.

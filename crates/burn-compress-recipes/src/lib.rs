@@ -1,10 +1,11 @@
 //! Ready recipes for burn-compress: the MNIST-10k dataset, the reference CNN, a training loop
 //! with progress bars and hooks for compression methods, the same network as a burn-train model
-//! (`learner`), and the compression recipes that `configs/` describe.
+//! (`learner`, behind the feature of that name), and the compression recipes that `configs/` describe.
 
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+#[cfg(feature = "learner")]
 pub mod learner;
 pub mod mnist;
 pub mod model;
@@ -12,6 +13,7 @@ pub mod recipe;
 pub mod resnet;
 pub mod train;
 
+#[cfg(feature = "learner")]
 pub use learner::{mnist_loader, MnistBatch, MnistBatcher};
 pub use mnist::{Mnist, MnistSplit};
 pub use model::ReferenceCnn;
