@@ -1,8 +1,8 @@
 //! Training-step time of the reference CNN (batch 64) on flex CPU, and with `--features wgpu`
 //! on wgpu too, in four variants measured interleaved in one run per device: FP32, QAT (INT8,
 //! fused fake-quantize), the same QAT with the unfused chain of tensor ops, and 50 % magnitude
-//! masks + QAT. Prints each variant's median and its
-//! ratio to FP32, per round and over all rounds. Run: `cargo bench --bench qat_step`.
+//! masks + QAT. Prints each variant's median and its ratio to FP32, per round and over all
+//! rounds. Run: `cargo bench --bench qat_step`.
 //!
 //! Env: `QAT_BENCH_STEPS` (timed steps per variant and round, default 30), `QAT_BENCH_ROUNDS`
 //! (rounds, default 3), `QAT_BENCH_DEVICES` (`flex`, `wgpu` or `flex,wgpu`; default all built).

@@ -78,6 +78,16 @@ fn bad_inputs_exit_non_zero_naming_the_problem_and_write_nothing() {
             ],
             "a-file/out",
         ),
+        // Neither test build enables the CLI's `ndarray` feature.
+        (
+            vec![
+                "run".to_string(),
+                "configs/mnist_qat.json".to_string(),
+                "--device".to_string(),
+                "ndarray".to_string(),
+            ],
+            "built without the ndarray backend",
+        ),
         (
             vec!["check".to_string(), "/nonexistent/config.json".to_string()],
             "/nonexistent/config.json",
