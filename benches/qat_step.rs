@@ -1,11 +1,13 @@
 //! Training-step time of the reference CNN (batch 64) on flex CPU, and with `--features wgpu`
-//! on wgpu too, in four variants measured interleaved in one run per device: FP32, QAT (INT8,
-//! fused fake-quantize), the same QAT with the unfused chain of tensor ops, and 50 % magnitude
-//! masks + QAT. Prints each variant's median and its ratio to FP32, per round and over all
+//! on wgpu too, in five variants measured interleaved in one run per device: FP32, QAT (INT8,
+//! fused fake-quantize), the same QAT with the unfused chain of tensor ops, 50 % magnitude masks
+//! alone (FP32), and the masks + QAT. Prints each variant's median and its ratio to FP32, per round and over all
 //! rounds. Run: `cargo bench --bench qat_step`.
 //!
 //! Env: `QAT_BENCH_STEPS` (timed steps per variant and round, default 30), `QAT_BENCH_ROUNDS`
-//! (rounds, default 3), `QAT_BENCH_DEVICES` (`flex`, `wgpu` or `flex,wgpu`; default all built).
+//! (rounds, default 3), `QAT_BENCH_DEVICES` (`flex`, `wgpu` or `flex,wgpu`; default all built),
+//! `QAT_BENCH_VARIANTS` (names to time, e.g. `FP32,masks` for a profiler; default all; ratios
+//! are to the first one timed).
 
 use std::time::Instant;
 
@@ -61,7 +63,7 @@ fn devices() -> Vec<(&'static str, Device)> {
         .collect()
 }
 
-/// Times the four variants on one device and prints their medians and ratios to FP32.
+/// Times the five variants on one device and prints their medians and ratios to FP32.
 fn bench_device(name: &str, device: Device, steps: usize, rounds: usize) {
     let device = device.autodiff();
     device.seed(7);
@@ -87,16 +89,27 @@ fn bench_device(name: &str, device: Device, steps: usize, rounds: usize) {
             "schedule": "multistep", "multistep_steps": [], "multistep_sparsity_levels": [0.5]}}}"#,
     )
     .expect("config");
-    let (sparse, controller) = compress(fp32.clone())
-        .config(&config)
-        .steps_per_epoch(batches.len())
-        .build(|m: &ReferenceCnn, x| m.forward(x), calibration.clone())
-        .expect("sparsify");
+    let sparsified = || {
+        compress(fp32.clone())
+            .config(&config)
+            .steps_per_epoch(batches.len())
+            .build(|m: &ReferenceCnn, x| m.forward(x), calibration.clone())
+            .expect("sparsify")
+    };
+    let (sparse, controller) = sparsified();
+    let (masked, masks_controller) = sparsified();
     let sparse_qat = quantized(sparse);
     let mut variants = vec![
         Variant::new("FP32", fp32, Trainer::adam(1e-3), None, true),
         Variant::new("QAT", qat.clone(), Trainer::adam(1e-4), None, true),
         Variant::new("QAT unfused", qat, Trainer::adam(1e-4), None, false),
+        Variant::new(
+            "masks",
+            masked,
+            Trainer::adam(1e-3),
+            Some(masks_controller),
+            true,
+        ),
         Variant::new(
             "masks+QAT",
             sparse_qat,
@@ -105,6 +118,13 @@ fn bench_device(name: &str, device: Device, steps: usize, rounds: usize) {
             true,
         ),
     ];
+    if let Ok(wanted) = std::env::var("QAT_BENCH_VARIANTS") {
+        variants.retain(|v| wanted.split(',').any(|name| name.trim() == v.name));
+        assert!(
+            !variants.is_empty(),
+            "QAT_BENCH_VARIANTS names none of the variants"
+        );
+    }
 
     println!(
         "reference CNN, batch 64, {name}: {rounds} rounds of {steps} interleaved steps per \
@@ -185,7 +205,7 @@ impl Variant {
     }
 }
 
-/// Each variant's median and its ratio to the first (FP32).
+/// Each variant's median and its ratio to the first (FP32 unless `QAT_BENCH_VARIANTS` drops it).
 fn summary(variants: &[Variant], medians: &[f64]) -> String {
     variants
         .iter()

@@ -192,9 +192,10 @@ pub struct Operands<const D: usize> {
 /// range of an asymmetric one) gets NNCF's inside term `g·(q − x)/range`, computed directly as
 /// NNCF does. On plain tensors this is the plain chain.
 ///
-/// On autodiff tensors it is one fused operation where [`fused::supports`] holds (Flex, `f32`,
-/// per-tensor or per-axis ranges) and [`fake_quantize_trainable_unfused`] elsewhere; both give
-/// the same values bit for bit and the same per-element gradients.
+/// On autodiff tensors it is one fused operation where [`fused::supports`] holds (Flex, or a
+/// CubeCL device such as wgpu with the `wgpu` feature; `f32`; per-tensor or per-axis ranges) and
+/// [`fake_quantize_trainable_unfused`] elsewhere; both give the same values bit for bit and the
+/// same per-element gradients.
 pub fn fake_quantize_trainable<const D: usize>(
     x: Tensor<D>,
     input_low: Tensor<D>,

@@ -3,13 +3,16 @@
 //! tensor operations of [`fake_quantize_trainable_unfused`](crate::fake_quant::fake_quantize_trainable_unfused).
 //!
 //! It is a Burn backend extension ([`FusedFakeQuantize`]) implemented for the Flex CPU backend
-//! and its autodiff decorator. [`supports`] says when it applies (autodiff tensors on a Flex
-//! device, `f32`, range parameters per tensor or along one axis);
+//! (a hand-written kernel, [`kernel`]) and, with the `wgpu` feature, for the CubeCL backends
+//! (wgpu, CUDA, ...: the backend's primitive operations, [`primitive`]), each with its autodiff
+//! decorator. [`supports`] says when it applies (autodiff tensors on one of those devices,
+//! `f32`, range parameters per tensor or along one axis);
 //! [`fake_quantize_trainable`](crate::fake_quant::fake_quantize_trainable) takes it then and the
 //! unfused chain otherwise (other devices, dtypes and broadcasts): the two give the same values
 //! bit for bit and the same per-element gradients (tests).
 
 pub mod kernel;
+pub mod primitive;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -28,7 +31,7 @@ use kernel::{ChannelLayout, Grid};
 /// The fused fake-quantize as a backend operation (see the module docs). `learned` is the
 /// parameter that gets NNCF's inside term (the scale of a symmetric grid, the range of an
 /// asymmetric one); `integer` picks [`Form::Integer`] over [`Form::FakeQuantize`].
-#[backend_extension(Flex, Autodiff)]
+#[backend_extension(Flex, Cube: cfg(feature = "wgpu"), Autodiff)]
 pub trait FusedFakeQuantize: Backend {
     /// Fake-quantizes `x` over `[input_low, input_low + range]`; on an autodiff backend the
     /// result carries NNCF's gradients to all four inputs.
@@ -65,21 +68,81 @@ impl<C: CheckpointStrategy> FusedFakeQuantize for Autodiff<Flex, C> {
         levels: u32,
         integer: bool,
     ) -> FloatTensor<Self> {
-        let (x, x_node) = x.into_parts();
-        let (input_low, low_node) = input_low.into_parts();
-        let (range, range_node) = range.into_parts();
-        let (_, learned_node) = learned.into_parts();
-        let grid = grid(&input_low, &range, levels, integer);
-        let param_shape = input_low.layout().shape().clone();
-        let output = flex_forward(&x, &param_shape, &grid);
-        match FakeQuantizeBackward
-            .prepare::<C>([x_node, low_node, range_node, learned_node])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish((x, grid, param_shape), output),
-            OpsKind::UnTracked(prep) => prep.finish(output),
-        }
+        let operands = [x, input_low, range, learned];
+        tracked::<Flex, C, _>(operands, FakeQuantizeBackward, |x, input_low, range| {
+            let grid = grid(&input_low, &range, levels, integer);
+            let param_shape = input_low.layout().shape().clone();
+            let output = flex_forward(&x, &param_shape, &grid);
+            (output, (x, grid, param_shape))
+        })
+    }
+}
+
+#[cfg(feature = "wgpu")]
+impl FusedFakeQuantize for burn::backend::Cube {
+    fn fused_fake_quantize(
+        x: FloatTensor<Self>,
+        input_low: FloatTensor<Self>,
+        range: FloatTensor<Self>,
+        _learned: FloatTensor<Self>,
+        levels: u32,
+        integer: bool,
+    ) -> FloatTensor<Self> {
+        primitive::forward::<Self>(x, input_low, range, levels, integer)
+    }
+}
+
+#[cfg(feature = "wgpu")]
+impl<C: CheckpointStrategy> FusedFakeQuantize for Autodiff<burn::backend::Cube, C> {
+    fn fused_fake_quantize(
+        x: FloatTensor<Self>,
+        input_low: FloatTensor<Self>,
+        range: FloatTensor<Self>,
+        learned: FloatTensor<Self>,
+        levels: u32,
+        integer: bool,
+    ) -> FloatTensor<Self> {
+        let operands = [x, input_low, range, learned];
+        tracked::<burn::backend::Cube, C, _>(
+            operands,
+            primitive::PrimitiveBackward,
+            |x, input_low, range| {
+                let output = primitive::forward::<burn::backend::Cube>(
+                    x.clone(),
+                    input_low.clone(),
+                    range.clone(),
+                    levels,
+                    integer,
+                );
+                (output.clone(), (x, input_low, range, output))
+            },
+        )
+    }
+}
+
+/// The fused op on an autodiff backend: `forward` gets the inner `x`, `input_low` and `range`
+/// and returns the output and `backward`'s state; `backward` is registered with the four
+/// operands (`x`, `input_low`, `range`, `learned`) as parents.
+fn tracked<B, C, O>(
+    operands: [FloatTensor<Autodiff<B, C>>; 4],
+    backward: O,
+    forward: impl FnOnce(FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) -> (FloatTensor<B>, O::State),
+) -> FloatTensor<Autodiff<B, C>>
+where
+    B: Backend,
+    C: CheckpointStrategy,
+    O: Backward<B, 4>,
+{
+    let [(x, x_node), (input_low, low_node), (range, range_node), (_, learned_node)] =
+        operands.map(|t| t.into_parts());
+    let (output, state) = forward(x, input_low, range);
+    match backward
+        .prepare::<C>([x_node, low_node, range_node, learned_node])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(state, output),
+        OpsKind::UnTracked(prep) => prep.finish(output),
     }
 }
 
@@ -97,7 +160,7 @@ pub fn is_enabled() -> bool {
 }
 
 /// Whether the fused operation applies to these operands: it is turned on, the operands are
-/// autodiff tensors on a Flex device, all `f32`, and `input_low`, `range` and `learned` have one
+/// autodiff tensors on a Flex device (or, with the `wgpu` feature, a CubeCL device), all `f32`, and `input_low`, `range` and `learned` have one
 /// shape that is all ones or matches `x` on exactly one axis.
 pub fn supports<const D: usize>(operands: &Operands<D>) -> bool {
     let Operands {
@@ -106,22 +169,28 @@ pub fn supports<const D: usize>(operands: &Operands<D>) -> bool {
         range,
         learned,
     } = operands;
-    let on_flex_autodiff = |t: &Tensor<D>| {
-        t.is_autodiff()
-            && matches!(
-                t.device().as_dispatch().clone().inner(),
-                DispatchDevice::Flex(_)
-            )
-    };
+    let on_fused_autodiff = |t: &Tensor<D>| t.is_autodiff() && has_fused_op(&t.device());
     let all = [x, input_low, range, learned];
     let param_shape = input_low.shape();
     is_enabled()
         && all.iter().all(|t| t.dtype() == DType::F32)
-        && all.iter().all(|t| on_flex_autodiff(t))
+        && all.iter().all(|t| on_fused_autodiff(t))
         && all.iter().all(|t| t.device().inner() == x.device().inner())
         && range.shape() == param_shape
         && learned.shape() == param_shape
         && channel_layout(&x.shape(), &param_shape).is_some()
+}
+
+/// Whether `device`'s backend has the fused operation: Flex, and the CubeCL backends when this
+/// crate is built with the `wgpu` feature.
+fn has_fused_op(device: &burn::tensor::Device) -> bool {
+    match device.as_dispatch().clone().inner() {
+        DispatchDevice::Flex(_) => true,
+        #[cfg(feature = "wgpu")]
+        DispatchDevice::Cube(_) => true,
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
 }
 
 /// Fake-quantizes `operands.x` in `form` with the fused operation; call only where

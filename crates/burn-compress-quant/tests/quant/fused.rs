@@ -1,7 +1,8 @@
-//! The fused fake-quantize (Flex autodiff) against the unfused chain and NNCF's formulas: on
-//! the NNCF reference data its forward equals the unfused op's bit for bit and, with one range
-//! per element (so no channel sums), every gradient equals NNCF's formula for that element and
-//! the unfused op's exactly (the two zeros counted as one). A per-channel layout checks the channel indexing.
+//! The fused fake-quantize (autodiff on Flex, and with `--features wgpu` on wgpu) against the
+//! unfused chain and NNCF's formulas: on the NNCF reference data its forward equals the unfused
+//! op's bit for bit and, with one range per element (so no channel sums), every gradient equals
+//! NNCF's formula for that element and the unfused op's exactly (the two zeros counted as one).
+//! Per-channel layouts check the channel indexing and sums.
 
 use burn::tensor::{Device, Shape, Tensor, TensorData};
 use burn_compress_quant::{
@@ -32,8 +33,10 @@ fn numbers(values: &[f32]) -> Vec<u32> {
 }
 
 /// `sum(FQ(x)·g)` and its gradients with `input_low`, `range` and `learned` as separate leaves
-/// (`learned` holds the range's values), fused or not.
+/// (`learned` holds the range's values) on `device`, fused or not.
+#[allow(clippy::too_many_arguments)]
 fn run<const D: usize>(
+    device: &Device,
     x: &[f32],
     g: &[f32],
     shape: [usize; D],
@@ -42,7 +45,7 @@ fn run<const D: usize>(
     form: Form,
     fused_op: bool,
 ) -> Outcome {
-    let device = Device::flex().autodiff();
+    let device = device.clone().autodiff();
     let leaf = |values: &[f32], dims: [usize; D]| {
         Tensor::<D>::from_data(TensorData::new(values.to_vec(), Shape::new(dims)), &device)
             .require_grad()
@@ -62,7 +65,7 @@ fn run<const D: usize>(
     let y = if fused_op {
         assert!(
             fused::supports(&operands),
-            "the fused op applies to Flex autodiff tensors"
+            "the fused op applies to autodiff tensors on {device:?}"
         );
         fake_quantize_trainable(
             xt.clone(),
@@ -87,6 +90,15 @@ fn run<const D: usize>(
     ]
 }
 
+/// The devices whose backends have the fused op.
+fn fused_devices() -> Vec<Device> {
+    #[allow(unused_mut)]
+    let mut devices = vec![Device::flex()];
+    #[cfg(feature = "wgpu")]
+    devices.push(Device::wgpu(burn::tensor::DeviceKind::Cpu));
+    devices
+}
+
 /// A case's effective `(input_low, range)` (NNCF's |s| + eps, TuneRange) per element of `x`.
 fn per_element_range(case: &Value) -> (Vec<f32>, Vec<f32>) {
     let (lows, highs) = quantizer(case, &Device::flex()).range_values();
@@ -106,17 +118,20 @@ fn per_element_range(case: &Value) -> (Vec<f32>, Vec<f32>) {
 
 #[test]
 fn fused_equals_unfused_and_nncf_formulas_per_element_on_reference_data() {
-    for case in cases() {
+    for (device, case) in fused_devices()
+        .into_iter()
+        .flat_map(|d| cases().into_iter().map(move |c| (d.clone(), c)))
+    {
         let name = case["name"].as_str().unwrap().to_string();
         let (x, g) = (floats(&case["x"]), floats(&case["g"]));
         let (low, range) = per_element_range(&case);
         let levels = case["levels"].as_u64().unwrap() as u32;
         let n = x.len();
         for form in [Form::FakeQuantize, Form::Integer] {
-            let what = format!("{name}, {form:?}");
+            let what = format!("{name}, {form:?} on {device:?}");
             let params = (low.as_slice(), range.as_slice(), [n, 1]);
-            let fused = run(&x, &g, [n, 1], params, levels, form, true);
-            let unfused = run(&x, &g, [n, 1], params, levels, form, false);
+            let fused = run(&device, &x, &g, [n, 1], params, levels, form, true);
+            let unfused = run(&device, &x, &g, [n, 1], params, levels, form, false);
             for (k, label) in ["value", "dx", "d input_low", "d range", "d learned"]
                 .iter()
                 .enumerate()
@@ -171,15 +186,19 @@ fn fused_per_channel_layouts_equal_the_unfused_op() {
     let g: Vec<f32> = (0..n)
         .map(|i| ((i * 13 % 29) as f32 - 14.0) / 7.0)
         .collect();
-    for param_shape in [[3, 1, 1, 1], [1, 3, 1, 1], [1, 1, 1, 5], [1, 1, 1, 1]] {
+    let layouts = [[3, 1, 1, 1], [1, 3, 1, 1], [1, 1, 1, 5], [1, 1, 1, 1]];
+    for (device, param_shape) in fused_devices()
+        .into_iter()
+        .flat_map(|d| layouts.map(move |l| (d.clone(), l)))
+    {
         let channels: usize = param_shape.iter().product();
         let low: Vec<f32> = (0..channels).map(|c| -1.0 - c as f32 * 0.25).collect();
         let range: Vec<f32> = (0..channels).map(|c| 2.0 + c as f32 * 0.5).collect();
         for form in [Form::FakeQuantize, Form::Integer] {
             let params = (low.as_slice(), range.as_slice(), param_shape);
-            let fused = run(&x, &g, shape, params, 256, form, true);
-            let unfused = run(&x, &g, shape, params, 256, form, false);
-            let what = format!("{param_shape:?}, {form:?}");
+            let fused = run(&device, &x, &g, shape, params, 256, form, true);
+            let unfused = run(&device, &x, &g, shape, params, 256, form, false);
+            let what = format!("{param_shape:?}, {form:?} on {device:?}");
             assert_eq!(bits(&fused[0]), bits(&unfused[0]), "{what}: value");
             assert_eq!(numbers(&fused[1]), numbers(&unfused[1]), "{what}: dx");
             // Channel sums: equal up to float32 summation order.
