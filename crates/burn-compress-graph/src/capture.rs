@@ -8,7 +8,7 @@ use burn::backend::ir::{
     ActivationOperationIr, BaseOperationIr, FloatOperationIr, InterpolateModeIr, ModuleOperationIr,
     NumericOperationIr, OperationIr, PadModeIr, ScalarIr, TensorIr,
 };
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use crate::dynamic::mark_dynamic;
@@ -64,7 +64,8 @@ where
     M: Module,
 {
     // The trace at another batch size only shows which dimensions follow the batch: it runs
-    // first and keeps no constant values, so the weights are held once at a time.
+    // first, on placeholders of the parameters (no copy of the weights), and keeps no constant
+    // values, so the weights are held once at a time.
     let other = if options.dynamic_batch {
         if D == 0 {
             return Err(GraphError::DynamicBatch("the input is a scalar".into()));
@@ -105,7 +106,15 @@ where
     let mut params = HashMap::new();
     let captured = device
         .capture_scope(|scope| {
-            let moved = model.valid().to_device(&device);
+            let moved = match constants {
+                Constants::Values => model.valid().to_device(&device),
+                // Parameters become uninitialised tensors of their shapes; whatever else the
+                // model holds (integer and boolean tensors, constants) moves as it is.
+                Constants::ShapesOnly => model
+                    .valid()
+                    .map(&mut ShapePlaceholders { device: &device })
+                    .to_device(&device),
+            };
             moved.visit(&mut PathVisitor {
                 path: Vec::new(),
                 params: &mut params,
@@ -133,6 +142,18 @@ fn tensor_id<const D: usize>(t: &Tensor<D>) -> TensorId {
         .try_into_primitive::<CaptureBackend>()
         .expect("tensor lives on the capture device")
         .id()
+}
+
+/// Replaces every float parameter (and running state) with an uninitialised tensor of its shape
+/// on the capture device, for a trace that keeps only shapes.
+struct ShapePlaceholders<'a> {
+    device: &'a Device,
+}
+
+impl ModuleMapper for ShapePlaceholders<'_> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        param.map(|tensor| Tensor::empty(tensor.shape(), self.device))
+    }
 }
 
 /// Records the capture-device tensor id of every parameter under its module path.
@@ -180,6 +201,7 @@ impl<'a> Converter<'a> {
             graph: Graph::default(),
             ids: HashMap::new(),
             values,
+            placeholders: HashMap::new(),
             params,
             constants,
         }
@@ -223,6 +245,8 @@ struct Converter<'a> {
     ids: HashMap<TensorId, ValueId>,
     /// Recorded values not yet turned into constants.
     values: BTreeMap<TensorId, TensorData>,
+    /// Shapes of the parameter placeholders of a shape-only trace not yet turned into constants.
+    placeholders: HashMap<TensorId, Vec<usize>>,
     params: &'a HashMap<TensorId, String>,
     constants: Constants,
 }
@@ -249,13 +273,24 @@ impl Converter<'_> {
         if let Some(v) = self.ids.get(id) {
             return Ok(*v);
         }
-        let data = self.values.remove(id).ok_or_else(|| {
-            GraphError::Invalid(format!("tensor {id} is read before it is produced"))
-        })?;
         let param = self.params.get(id).cloned();
         let name = param
             .clone()
             .unwrap_or_else(|| format!("const{}", id.value()));
+        if let Some(shape) = self.placeholders.remove(id) {
+            // Created where the recorded values would have been, so both traces number their
+            // values alike.
+            let constant = ConstTensor {
+                shape,
+                data: Vec::new(),
+            };
+            let v = self.graph.add_constant(name, constant, param);
+            self.ids.insert(*id, v);
+            return Ok(v);
+        }
+        let data = self.values.remove(id).ok_or_else(|| {
+            GraphError::Invalid(format!("tensor {id} is read before it is produced"))
+        })?;
         let dtype = data.dtype();
         if !dtype.is_float() {
             return Err(GraphError::DType {
@@ -407,6 +442,10 @@ impl Converter<'_> {
                     inputs.push(self.input(t)?);
                 }
                 self.node(Op::Concat { axis: o.dim }, inputs, &o.out);
+                Ok(())
+            }
+            BaseOperationIr::Empty(o) if self.constants == Constants::ShapesOnly => {
+                self.placeholders.insert(o.out.id, o.out.shape.to_vec());
                 Ok(())
             }
             BaseOperationIr::Cast(o) if o.input.dtype == o.out.dtype => {
