@@ -59,22 +59,36 @@ impl FusedFakeQuantize for Flex {
     }
 }
 
-impl<C: CheckpointStrategy> FusedFakeQuantize for Autodiff<Flex, C> {
-    fn fused_fake_quantize(
+/// A backend with a fused fake-quantize forward: it computes the output and the state its
+/// backward step needs; [`FusedFakeQuantize`] for `Autodiff<Self>` follows from it.
+pub trait FusedForward: Backend {
+    /// The backward step (NNCF's gradients).
+    type Step: Backward<Self, 4> + Default;
+
+    /// The fake-quantized `x` and the backward step's state.
+    fn forward_with_state(
         x: FloatTensor<Self>,
         input_low: FloatTensor<Self>,
         range: FloatTensor<Self>,
-        learned: FloatTensor<Self>,
         levels: u32,
         integer: bool,
-    ) -> FloatTensor<Self> {
-        let operands = [x, input_low, range, learned];
-        tracked::<Flex, C, _>(operands, FakeQuantizeBackward, |x, input_low, range| {
-            let grid = grid(&input_low, &range, levels, integer);
-            let param_shape = input_low.layout().shape().clone();
-            let output = flex_forward(&x, &param_shape, &grid);
-            (output, (x, grid, param_shape))
-        })
+    ) -> (FloatTensor<Self>, <Self::Step as Backward<Self, 4>>::State);
+}
+
+impl FusedForward for Flex {
+    type Step = FakeQuantizeBackward;
+
+    fn forward_with_state(
+        x: FlexTensor,
+        input_low: FlexTensor,
+        range: FlexTensor,
+        levels: u32,
+        integer: bool,
+    ) -> (FlexTensor, (FlexTensor, Grid, Shape)) {
+        let grid = grid(&input_low, &range, levels, integer);
+        let param_shape = input_low.layout().shape().clone();
+        let output = flex_forward(&x, &param_shape, &grid);
+        (output, (x, grid, param_shape))
     }
 }
 
@@ -93,7 +107,30 @@ impl FusedFakeQuantize for burn::backend::Cube {
 }
 
 #[cfg(feature = "wgpu")]
-impl<C: CheckpointStrategy> FusedFakeQuantize for Autodiff<burn::backend::Cube, C> {
+impl FusedForward for burn::backend::Cube {
+    type Step = primitive::PrimitiveBackward;
+
+    fn forward_with_state(
+        x: FloatTensor<Self>,
+        input_low: FloatTensor<Self>,
+        range: FloatTensor<Self>,
+        levels: u32,
+        integer: bool,
+    ) -> (FloatTensor<Self>, primitive::State<Self>) {
+        let output = primitive::forward::<Self>(
+            x.clone(),
+            input_low.clone(),
+            range.clone(),
+            levels,
+            integer,
+        );
+        (output.clone(), (x, input_low, range, output))
+    }
+}
+
+/// The fused op on an autodiff backend: the inner backend's forward, with its backward step
+/// registered for the four operands (`x`, `input_low`, `range`, `learned`) as parents.
+impl<B: FusedForward, C: CheckpointStrategy> FusedFakeQuantize for Autodiff<B, C> {
     fn fused_fake_quantize(
         x: FloatTensor<Self>,
         input_low: FloatTensor<Self>,
@@ -102,47 +139,17 @@ impl<C: CheckpointStrategy> FusedFakeQuantize for Autodiff<burn::backend::Cube, 
         levels: u32,
         integer: bool,
     ) -> FloatTensor<Self> {
-        let operands = [x, input_low, range, learned];
-        tracked::<burn::backend::Cube, C, _>(
-            operands,
-            primitive::PrimitiveBackward,
-            |x, input_low, range| {
-                let output = primitive::forward::<burn::backend::Cube>(
-                    x.clone(),
-                    input_low.clone(),
-                    range.clone(),
-                    levels,
-                    integer,
-                );
-                (output.clone(), (x, input_low, range, output))
-            },
-        )
-    }
-}
-
-/// The fused op on an autodiff backend: `forward` gets the inner `x`, `input_low` and `range`
-/// and returns the output and `backward`'s state; `backward` is registered with the four
-/// operands (`x`, `input_low`, `range`, `learned`) as parents.
-fn tracked<B, C, O>(
-    operands: [FloatTensor<Autodiff<B, C>>; 4],
-    backward: O,
-    forward: impl FnOnce(FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) -> (FloatTensor<B>, O::State),
-) -> FloatTensor<Autodiff<B, C>>
-where
-    B: Backend,
-    C: CheckpointStrategy,
-    O: Backward<B, 4>,
-{
-    let [(x, x_node), (input_low, low_node), (range, range_node), (_, learned_node)] =
-        operands.map(|t| t.into_parts());
-    let (output, state) = forward(x, input_low, range);
-    match backward
-        .prepare::<C>([x_node, low_node, range_node, learned_node])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(state, output),
-        OpsKind::UnTracked(prep) => prep.finish(output),
+        let [(x, x_node), (input_low, low_node), (range, range_node), (_, learned_node)] =
+            [x, input_low, range, learned].map(|t| t.into_parts());
+        let (output, state) = B::forward_with_state(x, input_low, range, levels, integer);
+        match B::Step::default()
+            .prepare::<C>([x_node, low_node, range_node, learned_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(state, output),
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        }
     }
 }
 
@@ -214,9 +221,9 @@ pub fn fake_quantize<const D: usize>(operands: Operands<D>, levels: u32, form: F
     )
 }
 
-/// The backward step: NNCF's gradients from [`kernel::backward`].
-#[derive(Debug)]
-struct FakeQuantizeBackward;
+/// The backward step on Flex: NNCF's gradients from [`kernel::backward`].
+#[derive(Debug, Default)]
+pub struct FakeQuantizeBackward;
 
 impl Backward<Flex, 4> for FakeQuantizeBackward {
     /// The input, the grid, and the range parameters' shape.

@@ -52,7 +52,7 @@ pub fn forward<B: Backend>(
 
 /// The backward step of the primitive fused op: NNCF's gradients from the saved input, range
 /// and quantized value.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct PrimitiveBackward;
 
 /// What the backward step keeps: the input, `input_low`, `range` and the quantized value.
