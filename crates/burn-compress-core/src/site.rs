@@ -1,5 +1,5 @@
 //! Site discovery: the Conv/Linear weights of any Burn module, by path, with what their
-//! [`WeightTransform`](crate::WeightTransform) already holds, and their effective values.
+//! [`WeightTransform`] already holds, and their effective values.
 
 use std::collections::HashMap;
 

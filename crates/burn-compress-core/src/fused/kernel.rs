@@ -1,7 +1,7 @@
 //! The fused fake-quantize on host slices: the forward in one pass, the NNCF backward in one pass
 //! (the input's gradient per element, the range parameters' gradients as per-channel sums),
 //! split into blocks over rayon's threads. Every per-element value comes from
-//! [`host`](crate::fake_quant::host), the numerics the tensor chain and the exporter share.
+//! [`host`], the numerics the tensor chain and the exporter share.
 
 use rayon::prelude::*;
 

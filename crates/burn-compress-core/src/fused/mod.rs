@@ -61,7 +61,7 @@ impl FusedFakeQuantize for Flex {
 
 /// A backend with a fused fake-quantize forward: it computes the output and the state its
 /// backward step needs; [`FusedFakeQuantize`] for `Autodiff<Self>` follows from it.
-pub trait FusedForward: Backend {
+pub(crate) trait FusedForward: Backend {
     /// The backward step (NNCF's gradients).
     type Step: Backward<Self, 4> + Default;
 
@@ -223,7 +223,7 @@ pub fn fake_quantize<const D: usize>(operands: Operands<D>, levels: u32, form: F
 
 /// The backward step on Flex: NNCF's gradients from [`kernel::backward`].
 #[derive(Debug, Default)]
-pub struct FakeQuantizeBackward;
+pub(crate) struct FakeQuantizeBackward;
 
 impl Backward<Flex, 4> for FakeQuantizeBackward {
     /// The input, the grid, and the range parameters' shape.
