@@ -76,7 +76,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let xml = dir.path().join("large.xml");
     if std::env::var_os("EXPORT_LARGE_PHASES").is_some() {
-        phases(&model, width);
+        phases(&model, width, &xml);
     }
     let runs: usize = env("EXPORT_LARGE_RUNS", 2);
     for run in 1..=runs {
@@ -112,10 +112,11 @@ fn main() {
     }
 }
 
-/// Time and memory of each export phase (`EXPORT_LARGE_PHASES=1`).
-fn phases(model: &WideMlp, width: usize) {
+/// Time and memory of each export phase (`EXPORT_LARGE_PHASES=1`), as [`export`] runs them.
+fn phases(model: &WideMlp, width: usize, xml_path: &std::path::Path) {
     use burn_compress::graph::{capture, prepare, CaptureOptions};
-    use burn_compress::openvino::{lower, to_xml};
+    use burn_compress::openvino::write::{bin_temp_file, finish_pair};
+    use burn_compress::openvino::{lower_into, to_xml, IrModel};
     let mark = |what: &str, start: Instant| {
         println!(
             "  {what:<8} {:>6.2} s, RSS {:>5.0} MB, peak {:>5.0} MB",
@@ -138,9 +139,15 @@ fn phases(model: &WideMlp, width: usize) {
     let start = mark("capture", start);
     prepare(&mut graph).unwrap();
     let start = mark("prepare", start);
-    let ir = lower(&graph, "large", &[]).unwrap();
+    // As `export` does it: the blob streams to its temporary file during the lowering.
+    let bin_file = bin_temp_file(xml_path).unwrap();
+    let sink = bin_file.as_file().try_clone().unwrap();
+    let mut ir = lower_into(graph, IrModel::streaming_to("large", sink), &[]).unwrap();
     let start = mark("lower", start);
     let xml = to_xml(&ir).unwrap();
-    mark("xml", start);
+    ir.finish_bin().unwrap();
+    let start = mark("xml", start);
+    finish_pair(xml_path, &xml, bin_file).unwrap();
+    mark("sync", start);
     println!("  ({} bytes of xml)", xml.len());
 }

@@ -6,6 +6,7 @@ mod checkpoints;
 mod common;
 mod compose;
 mod config_controller;
+mod export_deconv_int8;
 mod export_errors;
 mod export_fp32;
 mod export_layers;

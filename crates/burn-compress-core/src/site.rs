@@ -19,16 +19,22 @@ pub enum LayerKind {
     Conv3d,
     /// `Linear`, weight `[d_input, d_output]`.
     Linear,
+    /// `ConvTranspose1d` / `ConvTranspose2d` / `ConvTranspose3d`, weight
+    /// `[in, out/groups, k..]`.
+    ConvTranspose,
 }
 
 impl LayerKind {
     /// The layer of a Burn container type (`Struct:Conv2d`), if it is one with a weight.
-    fn from_container(container: &str) -> Option<Self> {
+    pub fn from_container(container: &str) -> Option<Self> {
         Some(match container {
             "Struct:Conv1d" => LayerKind::Conv1d,
             "Struct:Conv2d" => LayerKind::Conv2d,
             "Struct:Conv3d" => LayerKind::Conv3d,
             "Struct:Linear" => LayerKind::Linear,
+            "Struct:ConvTranspose1d" | "Struct:ConvTranspose2d" | "Struct:ConvTranspose3d" => {
+                LayerKind::ConvTranspose
+            }
             _ => return None,
         })
     }
@@ -36,7 +42,7 @@ impl LayerKind {
     /// Axis of the weight that indexes output channels.
     pub fn output_axis(self) -> usize {
         match self {
-            LayerKind::Linear => 1,
+            LayerKind::Linear | LayerKind::ConvTranspose => 1,
             _ => 0,
         }
     }
@@ -44,7 +50,7 @@ impl LayerKind {
     /// Axis of the weight that indexes input channels (or input features).
     pub fn input_axis(self) -> usize {
         match self {
-            LayerKind::Linear => 0,
+            LayerKind::Linear | LayerKind::ConvTranspose => 0,
             _ => 1,
         }
     }
@@ -99,7 +105,7 @@ impl WeightSite {
     }
 }
 
-/// Every Conv1d/Conv2d/Conv3d/Linear weight of `model`, in module order.
+/// Every Conv1d/Conv2d/Conv3d/ConvTranspose/Linear weight of `model`, in module order.
 pub fn weight_sites<M: Module>(model: &M) -> Vec<WeightSite> {
     let mut survey = Survey::default();
     model.visit(&mut survey);

@@ -8,6 +8,7 @@ use burn::backend::ir::{
     ActivationOperationIr, BaseOperationIr, FloatOperationIr, InterpolateModeIr, ModuleOperationIr,
     NumericOperationIr, OperationIr, PadModeIr, ScalarIr, TensorIr,
 };
+use burn::backend::Flex;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
@@ -50,9 +51,10 @@ impl Default for CaptureOptions {
 
 /// Captures `forward(model, x)` for an input of `input_shape` into a [`Graph`].
 ///
-/// The model is moved to the capture device with `model.valid().to_device(..)` (its training
-/// state is untouched); parameters become constants named by their module path
-/// (`conv1.weight`). With `options.dynamic_batch`, the forward is traced a second time with
+/// The forward runs on Burn's capture device over placeholders of the model's parameters (the
+/// model and its training state are untouched, its weights are not copied there); parameters
+/// become constants named by their module path (`conv1.weight`), their values read once from
+/// the model. With `options.dynamic_batch`, the forward is traced a second time with
 /// another batch size and every dimension that changed with it is marked dynamic.
 pub fn capture<M, const D: usize, const O: usize>(
     model: &M,
@@ -63,9 +65,8 @@ pub fn capture<M, const D: usize, const O: usize>(
 where
     M: Module,
 {
-    // The trace at another batch size only shows which dimensions follow the batch: it runs
-    // first, on placeholders of the parameters (no copy of the weights), and keeps no constant
-    // values, so the weights are held once at a time.
+    // The trace at another batch size only shows which dimensions follow the batch: it keeps no
+    // constant values.
     let other = if options.dynamic_batch {
         if D == 0 {
             return Err(GraphError::DynamicBatch("the input is a scalar".into()));
@@ -104,21 +105,22 @@ where
 {
     let device = Device::capture();
     let mut params = HashMap::new();
+    // Both traces run on placeholders of the parameters: the weights are not copied onto the
+    // capture device. A trace that keeps values reads each parameter once, by module path, from
+    // the model itself (its stored value, before any reparameterization) when converting.
+    let mut sources = HashMap::new();
+    if constants == Constants::Values {
+        model.visit(&mut ParamPaths::new(PathTarget::Values(&mut sources)));
+    }
     let captured = device
         .capture_scope(|scope| {
-            let moved = match constants {
-                Constants::Values => model.valid().to_device(&device),
-                // Parameters become uninitialised tensors of their shapes; whatever else the
-                // model holds (integer and boolean tensors, constants) moves as it is.
-                Constants::ShapesOnly => model
-                    .valid()
-                    .map(&mut ShapePlaceholders { device: &device })
-                    .to_device(&device),
-            };
-            moved.visit(&mut PathVisitor {
-                path: Vec::new(),
-                params: &mut params,
-            });
+            // Parameters become uninitialised tensors of their shapes; whatever else the model
+            // holds (integer and boolean tensors, constants) moves as it is.
+            let moved = model
+                .valid()
+                .map(&mut ShapePlaceholders { device: &device })
+                .to_device(&device);
+            moved.visit(&mut ParamPaths::new(PathTarget::Ids(&mut params)));
             let x = Tensor::<D>::zeros(input_shape, &Device::flex()).to_device(&device);
             let x_id = tensor_id(&x);
             let y = forward(&moved, x);
@@ -127,11 +129,13 @@ where
         })
         .map_err(|e| GraphError::Capture(e.to_string()))?;
     // The recorded values move into the graph's constants (no copy where Burn allows it).
-    let mut graph = Converter::new(captured.values, &params, constants).run(
-        &captured.graph.operations,
-        &captured.graph.inputs,
-        &captured.graph.outputs,
-    )?;
+    let mut graph = Converter::new(captured.values, &params, constants)
+        .with_sources(sources)
+        .run(
+            &captured.graph.operations,
+            &captured.graph.inputs,
+            &captured.graph.outputs,
+        )?;
     graph.remove_dead();
     graph.validate()?;
     Ok(graph)
@@ -145,7 +149,7 @@ fn tensor_id<const D: usize>(t: &Tensor<D>) -> TensorId {
 }
 
 /// Replaces every float parameter (and running state) with an uninitialised tensor of its shape
-/// on the capture device, for a trace that keeps only shapes.
+/// on the capture device.
 struct ShapePlaceholders<'a> {
     device: &'a Device,
 }
@@ -156,13 +160,30 @@ impl ModuleMapper for ShapePlaceholders<'_> {
     }
 }
 
-/// Records the capture-device tensor id of every parameter under its module path.
-struct PathVisitor<'a> {
-    path: Vec<String>,
-    params: &'a mut HashMap<TensorId, String>,
+/// What [`ParamPaths`] records for each float parameter under its module path.
+enum PathTarget<'a> {
+    /// The capture-device tensor id of the parameter's stored value → its path.
+    Ids(&'a mut HashMap<TensorId, String>),
+    /// Path → the values of the parameter's stored tensor.
+    Values(&'a mut HashMap<String, Vec<f32>>),
 }
 
-impl ModuleVisitor for PathVisitor<'_> {
+/// Walks a module's float parameters with their module paths (`layer1.0.conv1.weight`).
+struct ParamPaths<'a> {
+    path: Vec<String>,
+    target: PathTarget<'a>,
+}
+
+impl<'a> ParamPaths<'a> {
+    fn new(target: PathTarget<'a>) -> Self {
+        Self {
+            path: Vec::new(),
+            target,
+        }
+    }
+}
+
+impl ModuleVisitor for ParamPaths<'_> {
     fn enter_module(&mut self, name: &str, _container_type: &str) {
         self.path.push(name.to_string());
     }
@@ -172,12 +193,31 @@ impl ModuleVisitor for PathVisitor<'_> {
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if let Ok(primitive) = param.base().try_into_primitive::<CaptureBackend>() {
-            self.params
-                .entry(primitive.id())
-                .or_insert_with(|| self.path.join("."));
+        let path = self.path.join(".");
+        match &mut self.target {
+            PathTarget::Ids(ids) => {
+                if let Ok(primitive) = param.base().try_into_primitive::<CaptureBackend>() {
+                    ids.entry(primitive.id()).or_insert(path);
+                }
+            }
+            PathTarget::Values(values) => {
+                values
+                    .entry(path)
+                    .or_insert_with(|| float_values(param.base()));
+            }
         }
     }
+}
+
+/// The values of `tensor` as `f32`, copied once where the tensor lives in a contiguous `f32`
+/// buffer on the CPU (Flex), read through [`TensorData`] otherwise.
+fn float_values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
+    if let Ok(primitive) = tensor.clone().try_into_primitive::<Flex>() {
+        if let Some(values) = primitive.as_slice::<f32>() {
+            return values.to_vec();
+        }
+    }
+    tensor.into_data().iter::<f32>().collect()
 }
 
 /// Converts a recorded Burn operation sequence into a [`Graph`].
@@ -202,9 +242,16 @@ impl<'a> Converter<'a> {
             ids: HashMap::new(),
             values,
             placeholders: HashMap::new(),
+            sources: HashMap::new(),
             params,
             constants,
         }
+    }
+
+    /// Parameter values by module path, for the placeholders of a trace that keeps values.
+    fn with_sources(mut self, sources: HashMap<String, Vec<f32>>) -> Self {
+        self.sources = sources;
+        self
     }
 
     fn run(
@@ -245,8 +292,11 @@ struct Converter<'a> {
     ids: HashMap<TensorId, ValueId>,
     /// Recorded values not yet turned into constants.
     values: BTreeMap<TensorId, TensorData>,
-    /// Shapes of the parameter placeholders of a shape-only trace not yet turned into constants.
-    placeholders: HashMap<TensorId, Vec<usize>>,
+    /// Parameter placeholders not yet turned into constants: their shapes, and their values
+    /// unless the trace keeps shapes only.
+    placeholders: HashMap<TensorId, ConstTensor>,
+    /// Parameter values by module path, read from the model for the placeholders.
+    sources: HashMap<String, Vec<f32>>,
     params: &'a HashMap<TensorId, String>,
     constants: Constants,
 }
@@ -277,13 +327,9 @@ impl Converter<'_> {
         let name = param
             .clone()
             .unwrap_or_else(|| format!("const{}", id.value()));
-        if let Some(shape) = self.placeholders.remove(id) {
+        if let Some(constant) = self.placeholders.remove(id) {
             // Created where the recorded values would have been, so both traces number their
             // values alike.
-            let constant = ConstTensor {
-                shape,
-                data: Vec::new(),
-            };
             let v = self.graph.add_constant(name, constant, param);
             self.ids.insert(*id, v);
             return Ok(v);
@@ -444,8 +490,22 @@ impl Converter<'_> {
                 self.node(Op::Concat { axis: o.dim }, inputs, &o.out);
                 Ok(())
             }
-            BaseOperationIr::Empty(o) if self.constants == Constants::ShapesOnly => {
-                self.placeholders.insert(o.out.id, o.out.shape.to_vec());
+            BaseOperationIr::Empty(o) => {
+                let source = self
+                    .params
+                    .get(&o.out.id)
+                    .and_then(|path| self.sources.remove(path));
+                let shape = o.out.shape.to_vec();
+                let constant = match (self.constants, source) {
+                    (Constants::ShapesOnly, _) => ConstTensor {
+                        shape,
+                        data: Vec::new(),
+                    },
+                    (Constants::Values, Some(data)) => ConstTensor::new(shape, data)?,
+                    // An uninitialised tensor the forward itself creates has no value.
+                    (Constants::Values, None) => return self.unsupported("Empty".into(), whole),
+                };
+                self.placeholders.insert(o.out.id, constant);
                 Ok(())
             }
             BaseOperationIr::Cast(o) if o.input.dtype == o.out.dtype => {

@@ -21,7 +21,7 @@ pub fn float_inputs(graph: &Graph) -> Vec<FloatInput> {
     graph
         .nodes
         .iter()
-        .filter(|node| matches!(node.op, Op::Conv(_) | Op::MatMul))
+        .filter(|node| matches!(node.op, Op::Conv(_) | Op::ConvTranspose { .. } | Op::MatMul))
         .filter(|node| quantized_weight(graph, node.inputs[1]))
         .filter(|node| !quantized_activation(graph, node.inputs[0]))
         .map(|node| FloatInput {

@@ -9,8 +9,8 @@ use burn_compress_graph::{capture, float_inputs, prepare, CaptureOptions, FloatI
 
 use crate::error::{ExportError, Result};
 use crate::ir::{ElementType, IrModel, WeightSummary};
-use crate::lower::lower_consuming;
-use crate::write::write_pair;
+use crate::lower::lower_into;
+use crate::write::{bin_path, bin_temp_file, finish_pair};
 use crate::xml::to_xml;
 
 /// Export settings.
@@ -174,7 +174,12 @@ where
 
 /// Lowers a captured graph to an in-memory IR (after [`prepare`]) and checks it against
 /// `options.expect`.
-pub fn graph_to_ir(mut graph: Graph, options: &ExportOptions) -> Result<IrModel> {
+pub fn graph_to_ir(graph: Graph, options: &ExportOptions) -> Result<IrModel> {
+    graph_into_ir(graph, options, IrModel::new(&options.name))
+}
+
+/// [`graph_to_ir`] into `ir`, an empty model.
+fn graph_into_ir(mut graph: Graph, options: &ExportOptions, ir: IrModel) -> Result<IrModel> {
     prepare(&mut graph)?;
     let output_names = io_names(
         "output_names",
@@ -192,7 +197,7 @@ pub fn graph_to_ir(mut graph: Graph, options: &ExportOptions) -> Result<IrModel>
         graph.values[input.0].name = name;
     }
     let float = float_inputs(&graph);
-    let mut ir = lower_consuming(graph, &options.name, &output_names)?;
+    let mut ir = lower_into(graph, ir, &output_names)?;
     ir.float_inputs = float;
     options.expect.check(&ir)?;
     Ok(ir)
@@ -217,7 +222,7 @@ impl ExportReport {
                 format!(
                     "`{}` ({}): its weight is quantized but its input is not, so OpenVINO runs it \
                      in floating point; quantize the input: wrap the layer (QConv1d, QConv2d, \
-                     QLinear) or put an ActivationQuantizer before it",
+                     QConvTranspose1d, QConvTranspose2d, QLinear) or put an ActivationQuantizer before it",
                     f.layer, f.op
                 )
             })
@@ -232,16 +237,26 @@ pub fn export_graph(
     options: &ExportOptions,
 ) -> Result<ExportReport> {
     let start = Instant::now();
-    let ir = graph_to_ir(graph, options)?;
-    let xml = to_xml(&ir).map_err(|source| ExportError::Io {
-        path: path.as_ref().to_path_buf(),
+    let path = path.as_ref();
+    let io = |source| ExportError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    // The blob goes to its temporary file while the graph is lowered: the weights are not held
+    // twice, and the disk works while the lowering does.
+    let bin_file = bin_temp_file(path)?;
+    let sink = bin_file.as_file().try_clone().map_err(io)?;
+    let mut ir = graph_into_ir(graph, options, IrModel::streaming_to(&options.name, sink))?;
+    let xml = to_xml(&ir).map_err(io)?;
+    ir.finish_bin().map_err(|source| ExportError::Io {
+        path: bin_path(path),
         source,
     })?;
-    let (xml_path, bin_path) = write_pair(path.as_ref(), &xml, &ir.bin)?;
+    let (xml_path, bin_path) = finish_pair(path, &xml, bin_file)?;
     Ok(ExportReport {
         xml: xml_path,
         bin: bin_path,
-        bin_bytes: ir.bin.len(),
+        bin_bytes: ir.bin_len(),
         activation_quantizers: ir.activation_quantizers.clone(),
         weights: ir.weights.clone(),
         float_inputs: ir.float_inputs.clone(),

@@ -34,6 +34,6 @@ pub use export::{
     export, export_graph, graph_to_ir, ExpectedQuantizers, ExportOptions, ExportReport,
 };
 pub use ir::{ElementType, IrModel, WeightSummary};
-pub use lower::{lower, lower_consuming};
+pub use lower::{lower, lower_consuming, lower_into};
 pub use runtime::{eval, find_library, CompiledIr, Precision, Runtime};
 pub use xml::to_xml;

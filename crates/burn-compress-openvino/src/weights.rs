@@ -24,7 +24,7 @@ pub struct Dense<T> {
     pub data: Vec<T>,
 }
 
-impl<T: Copy> Dense<T> {
+impl<T: Copy + Default> Dense<T> {
     /// Applies `layout`. Broadcast-shaped tensors (scales) work too: a per-tensor value stays so.
     pub fn layout(self, layout: Layout) -> Dense<T> {
         match layout {
@@ -60,29 +60,61 @@ pub fn grouped_shape(shape: &[usize], layout: Layout) -> Vec<usize> {
     shape
 }
 
-/// `[.., rows, cols]` (leading unit axes only) as `[cols, rows]`, in cache-sized tiles; the data
-/// is `None` when there is nothing to transpose (rank below 2 after dropping unit axes).
-pub fn transposed<T: Copy>(shape: &[usize], data: &[T]) -> (Vec<usize>, Option<Vec<T>>) {
-    const TILE: usize = 32;
+/// The shape of `[.., rows, cols]` (leading unit axes only) as `[cols, rows]`, with
+/// `(rows, cols)`; `None` when there is nothing to transpose (rank below 2 after dropping unit
+/// axes).
+pub fn transposed_shape(shape: &[usize]) -> (Vec<usize>, Option<(usize, usize)>) {
     let mut shape = shape.to_vec();
     while shape.len() > 2 && shape[0] == 1 {
         shape.remove(0);
     }
-    if shape.len() < 2 || data.is_empty() {
+    if shape.len() < 2 {
         return (shape, None);
     }
     let (rows, cols) = (shape[0], shape[1]);
-    let mut out = data.to_vec();
-    for row_tile in (0..rows).step_by(TILE) {
-        for col_tile in (0..cols).step_by(TILE) {
-            for r in row_tile..(row_tile + TILE).min(rows) {
-                for c in col_tile..(col_tile + TILE).min(cols) {
-                    out[c * rows + r] = data[r * cols + c];
+    (vec![cols, rows], Some((rows, cols)))
+}
+
+/// Writes the transpose of the row-major `rows × cols` matrix `data` into `out` (`cols × rows`).
+///
+/// Square tiles go through a small buffer, so each cache line of `data` is read once and each
+/// line of `out` written once, whole: with power-of-two strides the lines of a column map to the
+/// same cache set and would evict each other otherwise.
+pub fn transpose_into<T: Copy + Default>(rows: usize, cols: usize, data: &[T], out: &mut [T]) {
+    const TILE: usize = 16;
+    assert_eq!(data.len(), rows * cols, "transposed matrix size");
+    assert_eq!(out.len(), data.len(), "transposed matrix size");
+    let mut tile = [[T::default(); TILE]; TILE];
+    for first_row in (0..rows).step_by(TILE) {
+        let height = TILE.min(rows - first_row);
+        for first_col in (0..cols).step_by(TILE) {
+            let width = TILE.min(cols - first_col);
+            let block_rows = data[first_row * cols..].chunks(cols).take(height);
+            for (i, row) in block_rows.enumerate() {
+                for (j, &v) in row[first_col..first_col + width].iter().enumerate() {
+                    tile[j][i] = v;
                 }
+            }
+            for (j, column) in tile.iter().enumerate().take(width) {
+                let start = (first_col + j) * rows + first_row;
+                out[start..start + height].copy_from_slice(&column[..height]);
             }
         }
     }
-    (vec![cols, rows], Some(out))
+}
+
+/// `[.., rows, cols]` (leading unit axes only) as `[cols, rows]`; the data is `None` when there
+/// is nothing to transpose (rank below 2 after dropping unit axes, or no data).
+pub fn transposed<T: Copy + Default>(shape: &[usize], data: &[T]) -> (Vec<usize>, Option<Vec<T>>) {
+    let (shape, matrix) = transposed_shape(shape);
+    match matrix {
+        Some((rows, cols)) if !data.is_empty() => {
+            let mut out = vec![T::default(); data.len()];
+            transpose_into(rows, cols, data, &mut out);
+            (shape, Some(out))
+        }
+        _ => (shape, None),
+    }
 }
 
 impl From<&ConstTensor> for Dense<f32> {
@@ -221,6 +253,20 @@ mod tests {
         let zp = qw.zero_point.unwrap();
         assert_eq!(zp.data, vec![64.0]);
         assert_eq!(qw.q.data, vec![64, 128, 255]);
+    }
+
+    #[test]
+    fn tiled_transpose_moves_every_value_of_a_ragged_matrix() {
+        // Neither side a multiple of the tile: partial tiles on both edges.
+        let (rows, cols) = (37, 21);
+        let data: Vec<u32> = (0..(rows * cols) as u32).collect();
+        let mut out = vec![u32::MAX; rows * cols];
+        transpose_into(rows, cols, &data, &mut out);
+        for r in 0..rows {
+            for c in 0..cols {
+                assert_eq!(out[c * rows + r], (r * cols + c) as u32, "({r}, {c})");
+            }
+        }
     }
 
     #[test]

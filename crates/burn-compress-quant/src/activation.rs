@@ -1,5 +1,6 @@
 //! Activation quantizer layers: a standalone [`ActivationQuantizer`] and the [`QConv2d`],
-//! [`QConv1d`] and [`QLinear`] wrappers that quantize a layer's input.
+//! [`QConv1d`], [`QConvTranspose1d`], [`QConvTranspose2d`] and [`QLinear`] wrappers that
+//! quantize a layer's input.
 //!
 //! An activation quantizer is an identity until [`quantize`](crate::quantize) attaches a
 //! [`FakeQuantizer`] to it (as the reparameterization of its `slot` parameter, so the state
@@ -7,7 +8,7 @@
 //! therefore declare its quantizer slots once and load FP32 checkpoints unchanged.
 
 use burn::module::{Module, Param};
-use burn::nn::conv::{Conv1d, Conv2d};
+use burn::nn::conv::{Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d};
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 
@@ -46,55 +47,41 @@ impl ActivationQuantizer {
     }
 }
 
-/// A [`Conv2d`] whose input passes through an [`ActivationQuantizer`].
-#[derive(Module, Debug)]
-pub struct QConv2d {
-    /// Quantizer of the convolution's input.
-    pub input_quant: ActivationQuantizer,
-    /// The stock convolution (its weight is quantized by reparameterization).
-    pub conv: Conv2d,
-}
-
-impl QConv2d {
-    /// Wraps a convolution.
-    pub fn new(conv: Conv2d) -> Self {
-        let device = conv.weight.lazy_device();
-        Self {
-            input_quant: ActivationQuantizer::new(&device),
-            conv,
+/// A convolution wrapper `$name` over the stock layer `$layer` (input and output of rank
+/// `$rank`) whose input passes through an [`ActivationQuantizer`].
+macro_rules! input_quantized_conv {
+    ($name:ident, $layer:ident, $rank:literal) => {
+        #[doc = concat!("A [`", stringify!($layer), "`] whose input passes through an [`ActivationQuantizer`].")]
+        #[derive(Module, Debug)]
+        pub struct $name {
+            /// Quantizer of the convolution's input.
+            pub input_quant: ActivationQuantizer,
+            /// The stock convolution (its weight is quantized by reparameterization).
+            pub conv: $layer,
         }
-    }
 
-    /// `conv(quantize(x))`.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.conv.forward(self.input_quant.forward(x))
-    }
-}
+        impl $name {
+            /// Wraps a convolution.
+            pub fn new(conv: $layer) -> Self {
+                let device = conv.weight.lazy_device();
+                Self {
+                    input_quant: ActivationQuantizer::new(&device),
+                    conv,
+                }
+            }
 
-/// A [`Conv1d`] whose input passes through an [`ActivationQuantizer`].
-#[derive(Module, Debug)]
-pub struct QConv1d {
-    /// Quantizer of the convolution's input.
-    pub input_quant: ActivationQuantizer,
-    /// The stock convolution.
-    pub conv: Conv1d,
-}
-
-impl QConv1d {
-    /// Wraps a convolution.
-    pub fn new(conv: Conv1d) -> Self {
-        let device = conv.weight.lazy_device();
-        Self {
-            input_quant: ActivationQuantizer::new(&device),
-            conv,
+            /// `conv(quantize(x))`.
+            pub fn forward(&self, x: Tensor<$rank>) -> Tensor<$rank> {
+                self.conv.forward(self.input_quant.forward(x))
+            }
         }
-    }
-
-    /// `conv(quantize(x))`.
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.conv.forward(self.input_quant.forward(x))
-    }
+    };
 }
+
+input_quantized_conv!(QConv1d, Conv1d, 3);
+input_quantized_conv!(QConv2d, Conv2d, 4);
+input_quantized_conv!(QConvTranspose1d, ConvTranspose1d, 3);
+input_quantized_conv!(QConvTranspose2d, ConvTranspose2d, 4);
 
 /// A [`Linear`] whose input passes through an [`ActivationQuantizer`].
 #[derive(Module, Debug)]

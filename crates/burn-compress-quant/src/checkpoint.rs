@@ -1,5 +1,6 @@
 //! Loading a checkpoint saved from the stock-layer version of a model into the same model with
 //! quantizer wrappers ([`QConv2d`](crate::QConv2d), [`QConv1d`](crate::QConv1d),
+//! [`QConvTranspose1d`](crate::QConvTranspose1d), [`QConvTranspose2d`](crate::QConvTranspose2d),
 //! [`QLinear`](crate::QLinear)) and [`ActivationQuantizer`](crate::ActivationQuantizer) slots.
 //!
 //! A wrapper adds one level to its layer's parameter paths (`conv1.weight` becomes
@@ -18,9 +19,11 @@ use burn::tensor::{Bool, Int, Tensor};
 use crate::error::{QuantError, Result};
 
 /// The wrapper structs and the field that holds their stock layer.
-const WRAPPERS: [(&str, &str); 3] = [
+const WRAPPERS: [(&str, &str); 5] = [
     ("Struct:QConv2d", "conv"),
     ("Struct:QConv1d", "conv"),
+    ("Struct:QConvTranspose1d", "conv"),
+    ("Struct:QConvTranspose2d", "conv"),
     ("Struct:QLinear", "linear"),
 ];
 /// The container type of an activation-quantizer slot.

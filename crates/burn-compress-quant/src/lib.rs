@@ -31,7 +31,9 @@ pub mod prepare;
 pub mod range;
 pub mod spec;
 
-pub use activation::{ActivationQuantizer, QConv1d, QConv2d, QLinear};
+pub use activation::{
+    ActivationQuantizer, QConv1d, QConv2d, QConvTranspose1d, QConvTranspose2d, QLinear,
+};
 pub use burn_compress_core::{
     adapt_batch_norm, fake_quantize, fake_quantize_integer, fake_quantize_symmetric,
     fake_quantize_trainable, fake_quantize_trainable_unfused, fold_batch_norm, fused,

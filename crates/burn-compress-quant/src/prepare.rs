@@ -12,7 +12,7 @@ use burn::module::{Module, ModuleVisitor, Param, ParamId, Reparameterization, Re
 use burn::tensor::Tensor;
 use burn_compress_core::calibration::{channel_min_max, CalibrationSession, Observation};
 use burn_compress_core::scope::{check_scopes_match, Scope};
-use burn_compress_core::site::effective_weights;
+use burn_compress_core::site::{effective_weights, LayerKind};
 use burn_compress_core::{
     attach, Attachment, CoreError, FakeQuantizer, ResolvedSpec, WeightTransform,
 };
@@ -45,7 +45,7 @@ pub struct QuantizeBuilder<M> {
 /// What kind of tensor a quantizer sits on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QuantizerKind {
-    /// A Conv1d/Conv2d/Conv3d/Linear weight; `axis` is its output-channel axis.
+    /// A Conv1d/Conv2d/Conv3d/ConvTranspose/Linear weight; `axis` is its output-channel axis.
     Weight {
         /// Output-channel axis of the weight.
         axis: usize,
@@ -71,7 +71,8 @@ pub struct QuantizerSite {
 }
 
 /// Lists every place of `model` where a quantizer can sit (weights of stock Conv1d, Conv2d,
-/// Conv3d and Linear layers, and activation quantizer slots), in module order, attached or not.
+/// Conv3d, ConvTranspose1d/2d/3d and Linear layers, and activation quantizer slots), in module
+/// order, attached or not.
 pub fn quantizer_sites<M: Module>(model: &M) -> Vec<QuantizerSite> {
     let mut survey = Survey::default();
     model.visit(&mut survey);
@@ -121,10 +122,12 @@ impl ModuleVisitor for Survey {
             return;
         }
         let kind = match (name.as_str(), container.as_str()) {
-            ("weight", "Struct:Conv2d" | "Struct:Conv1d" | "Struct:Conv3d") => {
-                QuantizerKind::Weight { axis: 0 }
-            }
-            ("weight", "Struct:Linear") => QuantizerKind::Weight { axis: 1 },
+            ("weight", layer) => match LayerKind::from_container(layer) {
+                Some(layer) => QuantizerKind::Weight {
+                    axis: layer.output_axis(),
+                },
+                None => return,
+            },
             ("slot", "Struct:ActivationQuantizer") => QuantizerKind::Activation,
             _ => return,
         };

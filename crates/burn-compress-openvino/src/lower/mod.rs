@@ -25,14 +25,20 @@ mod shape;
 /// Lowers `graph` (after [`burn_compress_graph::prepare`]) into an IR model named `name`, its
 /// outputs named `output_names` (`output{k}` where none is given).
 pub fn lower(graph: &Graph, name: &str, output_names: &[String]) -> Result<IrModel> {
-    lower_with(graph, HashMap::new(), name, output_names)
+    lower_with(graph, HashMap::new(), IrModel::new(name), output_names)
 }
 
 /// [`lower`], consuming the graph: the values of large constants (weights) move out of it and
 /// are released as soon as the IR's blob holds them, so the weights are not held twice.
-pub fn lower_consuming(mut graph: Graph, name: &str, output_names: &[String]) -> Result<IrModel> {
+pub fn lower_consuming(graph: Graph, name: &str, output_names: &[String]) -> Result<IrModel> {
+    lower_into(graph, IrModel::new(name), output_names)
+}
+
+/// [`lower_consuming`] into `ir`, an empty model (one that streams its blob to a file, for one:
+/// [`IrModel::streaming_to`]).
+pub fn lower_into(mut graph: Graph, ir: IrModel, output_names: &[String]) -> Result<IrModel> {
     let taken = take_large_constants(&mut graph);
-    lower_with(&graph, taken, name, output_names)
+    lower_with(&graph, taken, ir, output_names)
 }
 
 /// Constants of at least this many values are moved out of the graph by [`lower_consuming`].
@@ -57,13 +63,13 @@ fn take_large_constants(graph: &mut Graph) -> HashMap<ValueId, (Vec<f32>, usize)
 fn lower_with(
     graph: &Graph,
     taken: HashMap<ValueId, (Vec<f32>, usize)>,
-    name: &str,
+    ir: IrModel,
     output_names: &[String],
 ) -> Result<IrModel> {
     let mut l = Lowerer {
         graph,
         taken,
-        ir: IrModel::new(name),
+        ir,
         ports: HashMap::new(),
         node_names: Vec::new(),
     };

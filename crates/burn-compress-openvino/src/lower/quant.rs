@@ -6,7 +6,7 @@ use burn_compress_graph::{ConstTensor, Op, ValueId, ValueKind};
 use super::Lowerer;
 use crate::error::{ExportError, Result};
 use crate::ir::{attr, ElementType, Port, PortRef, WeightSummary};
-use crate::weights::{grouped_shape, quantize_weight, transposed, Layout};
+use crate::weights::{grouped_shape, quantize_weight, transpose_into, transposed_shape, Layout};
 
 impl Lowerer<'_> {
     /// An activation `FakeQuantize`; a quantized weight is emitted by its consumers instead, in
@@ -40,13 +40,21 @@ impl Lowerer<'_> {
                 // Named after the parameter it holds, also when it was computed (masked).
                 let name = value.param.clone().unwrap_or(name);
                 let c = self.constant_tensor(v).expect("a constant");
-                // Only a transposition copies the values; other layouts only change the shape.
-                let (shape, transposed) = match layout {
-                    Layout::Transposed => transposed(&c.shape, &c.data),
-                    _ => (grouped_shape(&c.shape, layout), None),
+                // A transposition is written into the blob in place; other layouts only change
+                // the shape.
+                let port = match (layout, transposed_shape(&c.shape)) {
+                    (Layout::Transposed, (shape, Some((rows, cols)))) => {
+                        self.ir.const_f32_with(name, &shape, |out| {
+                            transpose_into(rows, cols, &c.data, out)
+                        })
+                    }
+                    (Layout::Transposed, (shape, None)) => self.ir.const_f32(name, &shape, &c.data),
+                    _ => {
+                        let shape = grouped_shape(&c.shape, layout);
+                        self.ir.const_f32(name, &shape, &c.data)
+                    }
                 };
-                let data = transposed.as_deref().unwrap_or(&c.data);
-                Ok(self.ir.const_f32(name, &shape, data))
+                Ok(port)
             }
             ValueKind::Node(i) => {
                 let node = &self.graph.nodes[*i];
