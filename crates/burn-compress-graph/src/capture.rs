@@ -10,12 +10,14 @@ use burn::backend::ir::{
 };
 use burn::backend::Flex;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::kind::Basic;
+use burn::tensor::{DType, Device, Float, Int, Tensor, TensorData};
 
 use crate::dynamic::mark_dynamic;
 use crate::error::{GraphError, Result};
 use crate::graph::{
-    ConvAttrs, Graph, InterpolateMode, Op, PadMode, PoolAttrs, SliceRange, ValueId,
+    Comparison, ConvAttrs, ElementKind, Graph, InterpolateMode, Op, PadMode, PoolAttrs, SliceRange,
+    ValueId,
 };
 use crate::tensor::ConstTensor;
 
@@ -56,14 +58,15 @@ impl Default for CaptureOptions {
 /// become constants named by their module path (`conv1.weight`), their values read once from
 /// the model. With `options.dynamic_batch`, the forward is traced a second time with
 /// another batch size and every dimension that changed with it is marked dynamic.
-pub fn capture<M, const D: usize, const O: usize>(
+pub fn capture<M, K, const D: usize, const O: usize>(
     model: &M,
     input_shape: [usize; D],
-    forward: impl Fn(&M, Tensor<D>) -> Tensor<O>,
+    forward: impl Fn(&M, Tensor<D, K>) -> Tensor<O>,
     options: &CaptureOptions,
 ) -> Result<Graph>
 where
     M: Module,
+    K: CaptureInput,
 {
     // The trace at another batch size only shows which dimensions follow the batch: it keeps no
     // constant values.
@@ -94,14 +97,15 @@ enum Constants {
     ShapesOnly,
 }
 
-fn trace<M, const D: usize, const O: usize>(
+fn trace<M, K, const D: usize, const O: usize>(
     model: &M,
     input_shape: [usize; D],
-    forward: &impl Fn(&M, Tensor<D>) -> Tensor<O>,
+    forward: &impl Fn(&M, Tensor<D, K>) -> Tensor<O>,
     constants: Constants,
 ) -> Result<Graph>
 where
     M: Module,
+    K: CaptureInput,
 {
     let device = Device::capture();
     let mut params = HashMap::new();
@@ -121,10 +125,10 @@ where
                 .map(&mut ShapePlaceholders { device: &device })
                 .to_device(&device);
             moved.visit(&mut ParamPaths::new(PathTarget::Ids(&mut params)));
-            let x = Tensor::<D>::zeros(input_shape, &Device::flex()).to_device(&device);
-            let x_id = tensor_id(&x);
+            let x = K::zeros(input_shape, &device);
+            let x_id = K::id(&x);
             let y = forward(&moved, x);
-            let y_id = tensor_id(&y);
+            let y_id = Float::id(&y);
             scope.complete([x_id], [y_id])
         })
         .map_err(|e| GraphError::Capture(e.to_string()))?;
@@ -141,11 +145,39 @@ where
     Ok(graph)
 }
 
-fn tensor_id<const D: usize>(t: &Tensor<D>) -> TensorId {
-    t.clone()
-        .try_into_primitive::<CaptureBackend>()
-        .expect("tensor lives on the capture device")
-        .id()
+/// What a captured forward takes as its input: floats ([`Float`]), or integer ids ([`Int`], for
+/// an `Embedding`; the IR's input is then `i64`).
+pub trait CaptureInput: Basic + Sized {
+    /// Zeros of `shape` on the capture `device`.
+    fn zeros<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D, Self>;
+    /// The capture-device id of `t`.
+    fn id<const D: usize>(t: &Tensor<D, Self>) -> TensorId;
+}
+
+impl CaptureInput for Float {
+    fn zeros<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
+        Tensor::<D>::zeros(shape, &Device::flex()).to_device(device)
+    }
+
+    fn id<const D: usize>(t: &Tensor<D>) -> TensorId {
+        t.clone()
+            .try_into_primitive::<CaptureBackend>()
+            .expect("tensor lives on the capture device")
+            .id()
+    }
+}
+
+impl CaptureInput for Int {
+    fn zeros<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D, Int> {
+        Tensor::<D, Int>::zeros(shape, &Device::flex()).to_device(device)
+    }
+
+    fn id<const D: usize>(t: &Tensor<D, Int>) -> TensorId {
+        t.clone()
+            .try_into_primitive::<CaptureBackend>()
+            .expect("tensor lives on the capture device")
+            .id()
+    }
 }
 
 /// Replaces every float parameter (and running state) with an uninitialised tensor of its shape
@@ -261,12 +293,12 @@ impl<'a> Converter<'a> {
         outputs: &[TensorId],
     ) -> Result<Graph> {
         for (i, id) in inputs.iter().enumerate() {
-            let shape = operations
+            let (shape, dtype) = operations
                 .iter()
                 .flat_map(|op| op.inputs())
                 .find(|t| t.id == *id)
-                .map(|t| t.shape.to_vec())
-                .or_else(|| self.values.get(id).map(|d| d.shape().to_vec()))
+                .map(|t| (t.shape.to_vec(), t.dtype))
+                .or_else(|| self.values.get(id).map(|d| (d.shape().to_vec(), d.dtype())))
                 .ok_or_else(|| GraphError::Invalid(format!("graph input {id} never used")))?;
             let name = if inputs.len() == 1 {
                 "input".to_string()
@@ -274,6 +306,12 @@ impl<'a> Converter<'a> {
                 format!("input{i}")
             };
             let v = self.graph.add_input(name, shape);
+            if matches!(
+                dtype,
+                DType::I64 | DType::I32 | DType::I16 | DType::I8 | DType::U32 | DType::U8
+            ) {
+                self.graph.values[v.0].element = ElementKind::Integer;
+            }
             self.ids.insert(*id, v);
         }
         for op in operations {
@@ -418,6 +456,37 @@ impl Converter<'_> {
         Ok(())
     }
 
+    /// A comparison node; its output is boolean.
+    fn compare(
+        &mut self,
+        how: Comparison,
+        lhs: &TensorIr,
+        rhs: &TensorIr,
+        out: &TensorIr,
+    ) -> Result<()> {
+        self.binary(Op::Compare(how), lhs, rhs, out)?;
+        self.mark_boolean(out);
+        Ok(())
+    }
+
+    /// A comparison with a scalar; its output is boolean.
+    fn compare_scalar(
+        &mut self,
+        how: Comparison,
+        lhs: &TensorIr,
+        rhs: &ScalarIr,
+        out: &TensorIr,
+    ) -> Result<()> {
+        self.with_scalar(Op::Compare(how), lhs, rhs, out)?;
+        self.mark_boolean(out);
+        Ok(())
+    }
+
+    fn mark_boolean(&mut self, out: &TensorIr) {
+        let v = self.ids[&out.id];
+        self.graph.values[v.0].element = ElementKind::Boolean;
+    }
+
     fn unsupported(&mut self, name: String, op: &OperationIr) -> Result<()> {
         let mut inputs = Vec::new();
         for t in op.inputs() {
@@ -508,6 +577,26 @@ impl Converter<'_> {
                 self.placeholders.insert(o.out.id, constant);
                 Ok(())
             }
+            BaseOperationIr::Equal(o) => self.compare(Comparison::Equal, &o.lhs, &o.rhs, &o.out),
+            BaseOperationIr::EqualElem(o) => {
+                self.compare_scalar(Comparison::Equal, &o.lhs, &o.rhs, &o.out)
+            }
+            BaseOperationIr::MaskWhere(o) => {
+                let inputs = vec![
+                    self.input(&o.mask)?,
+                    self.input(&o.value)?,
+                    self.input(&o.tensor)?,
+                ];
+                self.node(Op::Select, inputs, &o.out);
+                Ok(())
+            }
+            BaseOperationIr::MaskFill(o) => {
+                let mask = self.input(&o.mask)?;
+                let value = self.scalar_const(scalar(&o.value));
+                let tensor = self.input(&o.tensor)?;
+                self.node(Op::Select, vec![mask, value, tensor], &o.out);
+                Ok(())
+            }
             BaseOperationIr::Cast(o) if o.input.dtype == o.out.dtype => {
                 let x = self.input(&o.input)?;
                 self.ids.insert(o.out.id, x);
@@ -529,6 +618,7 @@ impl Converter<'_> {
             N::MulScalar(o) => self.with_scalar(Op::Mul, &o.lhs, &o.rhs, &o.out),
             N::DivScalar(o) => self.with_scalar(Op::Div, &o.lhs, &o.rhs, &o.out),
             N::Abs(o) => self.unary(Op::Abs, &o.input, &o.out),
+            N::Sign(o) => self.unary(Op::Sign, &o.input, &o.out),
             N::Neg(o) => self.unary(Op::Neg, &o.input, &o.out),
             N::Clamp(o) => self.unary(
                 Op::Clamp {
@@ -563,6 +653,19 @@ impl Converter<'_> {
                 let pads = o.padding.clone();
                 self.unary(Op::Pad { pads, mode }, &o.input, &o.out)
             }
+            N::Greater(o) => self.compare(Comparison::Greater, &o.lhs, &o.rhs, &o.out),
+            N::GreaterEqual(o) => self.compare(Comparison::GreaterEqual, &o.lhs, &o.rhs, &o.out),
+            N::Lower(o) => self.compare(Comparison::Less, &o.lhs, &o.rhs, &o.out),
+            N::LowerEqual(o) => self.compare(Comparison::LessEqual, &o.lhs, &o.rhs, &o.out),
+            N::GreaterElem(o) => self.compare_scalar(Comparison::Greater, &o.lhs, &o.rhs, &o.out),
+            N::GreaterEqualElem(o) => {
+                self.compare_scalar(Comparison::GreaterEqual, &o.lhs, &o.rhs, &o.out)
+            }
+            N::LowerElem(o) => self.compare_scalar(Comparison::Less, &o.lhs, &o.rhs, &o.out),
+            N::LowerEqualElem(o) => {
+                self.compare_scalar(Comparison::LessEqual, &o.lhs, &o.rhs, &o.out)
+            }
+            N::PowiScalar(o) => self.with_scalar(Op::Power, &o.lhs, &o.rhs, &o.out),
             N::MeanDim(o) => self.unary(Op::ReduceMean { axes: vec![o.axis] }, &o.input, &o.out),
             N::SumDim(o) => self.unary(Op::ReduceSum { axes: vec![o.axis] }, &o.input, &o.out),
             N::SumDims(o) => self.unary(
@@ -581,6 +684,23 @@ impl Converter<'_> {
         match op {
             F::Exp(o) => self.unary(Op::Exp, &o.input, &o.out),
             F::Sqrt(o) => self.unary(Op::Sqrt, &o.input, &o.out),
+            F::Log(o) => self.unary(Op::Log, &o.input, &o.out),
+            F::Log1p(o) => {
+                // log(1 + x).
+                let x = self.input(&o.input)?;
+                let one = self.scalar_const(1.0);
+                let n = self.graph.values.len();
+                let shifted = self.graph.add_node(
+                    Op::Add,
+                    vec![x, one],
+                    format!("log1p{n}"),
+                    o.out.shape.to_vec(),
+                );
+                self.node(Op::Log, vec![shifted], &o.out);
+                Ok(())
+            }
+            F::PowfScalar(o) => self.with_scalar(Op::Power, &o.lhs, &o.rhs, &o.out),
+            F::Powf(o) => self.binary(Op::Power, &o.lhs, &o.rhs, &o.out),
             F::Erf(o) => self.unary(Op::Erf, &o.input, &o.out),
             F::Tanh(o) => self.unary(Op::Tanh, &o.input, &o.out),
             F::Round(o) => self.unary(Op::Round, &o.input, &o.out),
@@ -647,6 +767,15 @@ impl Converter<'_> {
                         self.node(Op::Add, vec![m, b], &o.out);
                     }
                 }
+                Ok(())
+            }
+            M::Embedding(o) => {
+                let weights = self.input(&o.weights)?;
+                let Some(&indices) = self.ids.get(&o.indices.id) else {
+                    // Indices computed inside the forward (integer arithmetic is not modelled).
+                    return self.unsupported("Embedding of computed indices".into(), whole);
+                };
+                self.node(Op::Gather { axis: 0 }, vec![weights, indices], &o.out);
                 Ok(())
             }
             M::BatchNorm(o) => {
@@ -813,6 +942,23 @@ impl Converter<'_> {
                 &o.lhs,
                 &o.out,
             ),
+            A::LogSigmoid(o) => {
+                // log(sigmoid(x)) = -softplus(-x), without overflow for large |x|.
+                let x = self.input(&o.input)?;
+                let shape = o.out.shape.to_vec();
+                let n = self.graph.values.len();
+                let negated =
+                    self.graph
+                        .add_node(Op::Neg, vec![x], format!("log_sigmoid{n}"), shape.clone());
+                let softplus = self.graph.add_node(
+                    Op::SoftPlus,
+                    vec![negated],
+                    format!("log_sigmoid{}", n + 1),
+                    shape,
+                );
+                self.node(Op::Neg, vec![softplus], &o.out);
+                Ok(())
+            }
             A::Softmax(o) => self.unary(Op::Softmax { axis: o.axis }, &o.input, &o.out),
             A::PRelu(o) => self.binary(Op::PRelu, &o.lhs, &o.rhs, &o.out),
             A::HardSigmoid(o) => self.unary(

@@ -24,6 +24,21 @@ pub struct ConvAttrs {
     pub groups: usize,
 }
 
+/// How [`Op::Compare`] compares `a` with `b`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    /// `a > b`.
+    Greater,
+    /// `a >= b`.
+    GreaterEqual,
+    /// `a < b`.
+    Less,
+    /// `a <= b`.
+    LessEqual,
+    /// `a == b`.
+    Equal,
+}
+
 /// Pooling attributes (2-D).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolAttrs {
@@ -140,6 +155,19 @@ pub enum Op {
     Abs,
     /// `[x]`, half to even.
     Round,
+    /// `[x]`, natural logarithm.
+    Log,
+    /// `[x]`: -1, 0 or 1.
+    Sign,
+    /// `[x]`: `log(1 + exp(x))`, computed without overflow.
+    SoftPlus,
+    /// `[x, exponent]`, broadcasting.
+    Power,
+    /// `[a, b]`, broadcasting; the output is boolean.
+    Compare(Comparison),
+    /// `[condition, then, else]`: `then` where the boolean `condition` holds, else `else`
+    /// (broadcasting; Burn's `mask_where` / `mask_fill`).
+    Select,
     /// `[x]`.
     Softmax {
         /// Normalised axis.
@@ -204,6 +232,12 @@ pub enum Op {
         /// Concatenation axis.
         axis: usize,
     },
+    /// `[data, indices]`: the slices of `data` along `axis` that the integer `indices` name
+    /// (Burn's `embedding`: rows of the weight); output `indices.shape ++ data.shape[axis + 1..]`.
+    Gather {
+        /// Axis of `data` the indices select along.
+        axis: usize,
+    },
     /// `[x]`, one range per leading axis (missing trailing axes are whole).
     Slice {
         /// Ranges.
@@ -261,6 +295,20 @@ pub struct Value {
     pub kind: ValueKind,
     /// Module parameter path (`conv1.weight`) when the value is a parameter.
     pub param: Option<String>,
+    /// What its elements are.
+    pub element: ElementKind,
+}
+
+/// The element type of a [`Value`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ElementKind {
+    /// `f32`: every constant and almost every value.
+    #[default]
+    Float,
+    /// Integers (`i64` in the IR): an input of token ids.
+    Integer,
+    /// Booleans: the result of a comparison.
+    Boolean,
 }
 
 impl Value {
@@ -355,6 +403,7 @@ impl Graph {
             dynamic,
             kind,
             param,
+            element: ElementKind::Float,
         });
         id
     }

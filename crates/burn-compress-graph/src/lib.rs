@@ -17,14 +17,14 @@ pub mod graph;
 pub mod passes;
 pub mod tensor;
 
-pub use capture::{capture, CaptureOptions};
+pub use capture::{capture, CaptureInput, CaptureOptions};
 pub use diagnose::{float_inputs, FloatInput};
 pub use error::{GraphError, Result};
 pub use fake_quant::{match_fake_quantize, FakeQuantMatch};
 pub use fold::{eval_const, fold_constants};
 pub use graph::{
-    ConvAttrs, Graph, InterpolateMode, Node, Op, PadMode, PoolAttrs, SliceRange, Value, ValueId,
-    ValueKind,
+    Comparison, ConvAttrs, ElementKind, Graph, InterpolateMode, Node, Op, PadMode, PoolAttrs,
+    SliceRange, Value, ValueId, ValueKind,
 };
 pub use passes::{prepare, PrepareReport};
 pub use tensor::ConstTensor;

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use burn::module::Module;
 use burn::tensor::Tensor;
-use burn_compress_graph::{capture, float_inputs, prepare, CaptureOptions, FloatInput, Graph};
+use burn_compress_graph::{
+    capture, float_inputs, prepare, CaptureInput, CaptureOptions, FloatInput, Graph,
+};
 
 use crate::error::{ExportError, Result};
 use crate::ir::{ElementType, IrModel, WeightSummary};
@@ -148,15 +150,16 @@ pub struct ExportReport {
 /// `path` (`.xml`; the `.bin` goes next to it). Fake-quantizers become `FakeQuantize` layers
 /// (activations) or i8/u8 weight constants with their dequantization. Nothing is written on
 /// error.
-pub fn export<M, const D: usize, const O: usize>(
+pub fn export<M, K, const D: usize, const O: usize>(
     model: &M,
     input_shape: [usize; D],
-    forward: impl Fn(&M, Tensor<D>) -> Tensor<O>,
+    forward: impl Fn(&M, Tensor<D, K>) -> Tensor<O>,
     path: impl AsRef<Path>,
     options: &ExportOptions,
 ) -> Result<ExportReport>
 where
     M: Module,
+    K: CaptureInput,
 {
     let start = Instant::now();
     let graph = capture(

@@ -17,6 +17,8 @@ pub enum ElementType {
     U8,
     /// Signed 64-bit integer.
     I64,
+    /// Boolean (comparison results).
+    Boolean,
 }
 
 impl ElementType {
@@ -27,6 +29,7 @@ impl ElementType {
             ElementType::I8 => "i8",
             ElementType::U8 => "u8",
             ElementType::I64 => "i64",
+            ElementType::Boolean => "boolean",
         }
     }
 
@@ -37,6 +40,7 @@ impl ElementType {
             ElementType::I8 => "I8",
             ElementType::U8 => "U8",
             ElementType::I64 => "I64",
+            ElementType::Boolean => "BOOL",
         }
     }
 }

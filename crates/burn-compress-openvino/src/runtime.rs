@@ -124,13 +124,12 @@ impl CompiledIr {
     pub fn infer(&mut self, input: &TensorData) -> Result<TensorData> {
         let dims: Vec<i64> = input.shape().iter().map(|&d| d as i64).collect();
         let shape = Shape::new(&dims).map_err(runtime_err("make the input shape"))?;
-        let mut tensor =
-            Tensor::new(ElementType::F32, &shape).map_err(runtime_err("make the input tensor"))?;
-        let values: Vec<f32> = input.iter::<f32>().collect();
-        tensor
-            .get_data_mut::<f32>()
-            .map_err(runtime_err("fill the input tensor"))?
-            .copy_from_slice(&values);
+        // Integer data (ids for an embedding) goes in as i64, the IR's integer input type.
+        let tensor = if input.dtype().is_float() {
+            filled_tensor(&shape, ElementType::F32, input.iter::<f32>())?
+        } else {
+            filled_tensor(&shape, ElementType::I64, input.iter::<i64>())?
+        };
         let mut request = self
             .compiled
             .create_infer_request()
@@ -166,4 +165,20 @@ impl CompiledIr {
 pub fn eval(xml: impl AsRef<Path>, input: &TensorData, precision: Precision) -> Result<TensorData> {
     let mut runtime = Runtime::new()?;
     runtime.compile(xml.as_ref(), precision)?.infer(input)
+}
+
+/// An OpenVINO tensor of `shape` and `element` type holding `values`.
+fn filled_tensor<T: Copy>(
+    shape: &Shape,
+    element: ElementType,
+    values: impl Iterator<Item = T>,
+) -> Result<Tensor> {
+    let mut tensor = Tensor::new(element, shape).map_err(runtime_err("make the input tensor"))?;
+    let data = tensor
+        .get_data_mut::<T>()
+        .map_err(runtime_err("fill the input tensor"))?;
+    for (slot, value) in data.iter_mut().zip(values) {
+        *slot = value;
+    }
+    Ok(tensor)
 }

@@ -319,6 +319,9 @@ impl Analysis<'_> {
             | Op::Neg
             | Op::Abs
             | Op::Round
+            | Op::Log
+            | Op::Sign
+            | Op::SoftPlus
             | Op::Clamp { .. }
             | Op::MaxPool(_)
             | Op::AvgPool { .. }
@@ -365,7 +368,14 @@ impl Analysis<'_> {
                 self.set(out, view);
             }
             Op::Concat { axis } => self.concat(&node.inputs, out, *axis),
-            Op::FakeQuantize { .. } | Op::Unsupported { .. } => {
+            // A gathered table's columns (an embedding's features) could follow its consumers,
+            // but the table is no Conv/Linear weight: not modelled.
+            Op::FakeQuantize { .. }
+            | Op::Gather { .. }
+            | Op::Power
+            | Op::Compare(_)
+            | Op::Select
+            | Op::Unsupported { .. } => {
                 for v in &node.inputs {
                     self.block_value(*v, &format!("consumed by `{}`", node.op.name()));
                 }

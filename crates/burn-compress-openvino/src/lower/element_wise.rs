@@ -1,7 +1,7 @@
 //! One-to-one element-wise operations as a table; LeakyRelu (PRelu with a constant slope) and
 //! HardSigmoid (its alpha and beta as scalar inputs).
 
-use burn_compress_graph::Op;
+use burn_compress_graph::{Comparison, Op};
 
 use super::Lowerer;
 use crate::error::Result;
@@ -44,6 +44,18 @@ pub(super) fn table(op: &Op) -> Option<ElementWise> {
         Op::Erf => plain("Erf", "opset1"),
         Op::Neg => plain("Negative", "opset1"),
         Op::Abs => plain("Abs", "opset1"),
+        Op::Log => plain("Log", "opset1"),
+        Op::Sign => plain("Sign", "opset1"),
+        Op::SoftPlus => plain("SoftPlus", "opset4"),
+        Op::Power => numpy("Power"),
+        Op::Compare(how) => numpy(match how {
+            Comparison::Greater => "Greater",
+            Comparison::GreaterEqual => "GreaterEqual",
+            Comparison::Less => "Less",
+            Comparison::LessEqual => "LessEqual",
+            Comparison::Equal => "Equal",
+        }),
+        Op::Select => numpy("Select"),
         Op::Round => ElementWise {
             attrs: vec![attr("mode", "half_to_even")],
             ..plain("Round", "opset5")

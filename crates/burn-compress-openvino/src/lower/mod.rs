@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use burn_compress_graph::{ConstTensor, Graph, Op, ValueId, ValueKind};
+use burn_compress_graph::{ConstTensor, ElementKind, Graph, Op, ValueId, ValueKind};
 
 use crate::error::{ExportError, Result};
 use crate::ir::{attr, ElementType, IrModel, Port, PortRef};
@@ -93,16 +93,15 @@ fn lower_with(
             })
             .collect::<Vec<_>>()
             .join(",");
+        // Integer inputs (ids for an embedding) are i64, Burn's integer type.
+        let element = element_type(v.element);
         let port = l.ir.add_layer(
             "Parameter",
             "opset1",
             v.name.clone(),
-            vec![attr("shape", shape), attr("element_type", "f32")],
+            vec![attr("shape", shape), attr("element_type", element.name())],
             &[],
-            vec![Port {
-                element: ElementType::F32,
-                dims,
-            }],
+            vec![Port { element, dims }],
         )[0];
         l.ir.layers[port.layer].output_names = Some(v.name.clone());
         l.ports.insert(*input, port);
@@ -136,6 +135,15 @@ struct Lowerer<'g> {
     ir: IrModel,
     ports: HashMap<ValueId, PortRef>,
     node_names: Vec<String>,
+}
+
+/// The IR element type of a graph value's elements.
+fn element_type(element: ElementKind) -> ElementType {
+    match element {
+        ElementKind::Float => ElementType::F32,
+        ElementKind::Integer => ElementType::I64,
+        ElementKind::Boolean => ElementType::Boolean,
+    }
 }
 
 fn bool_str(b: bool) -> &'static str {
@@ -220,7 +228,7 @@ impl<'g> Lowerer<'g> {
 
     fn out_port(&self, v: ValueId) -> Port {
         Port {
-            element: ElementType::F32,
+            element: element_type(self.graph.value(v).element),
             dims: self.dims(v),
         }
     }
@@ -290,6 +298,7 @@ impl<'g> Lowerer<'g> {
                 Ok(())
             }
             Op::Slice { ranges } => self.slice(i, ranges),
+            Op::Gather { axis } => self.gather(i, *axis),
             Op::Unsupported { name } => Err(ExportError::Graph(
                 burn_compress_graph::GraphError::Unsupported {
                     op: name.clone(),

@@ -1,12 +1,30 @@
-//! Shape operations: Reshape (dynamic batch kept), Transpose, Slice and Pad.
+//! Shape operations: Reshape (dynamic batch kept), Transpose, Slice, Pad, and Gather (the rows
+//! of an embedding table that integer ids name).
 
 use burn_compress_graph::{PadMode, SliceRange};
 
 use super::{bool_str, Lowerer};
 use crate::error::Result;
-use crate::ir::{attr, PortRef};
+use crate::ir::{attr, ElementType, PortRef};
 
 impl Lowerer<'_> {
+    /// Gather-8 of `data` (input 0) at the integer `indices` (input 1) along `axis`.
+    pub(super) fn gather(&mut self, i: usize, axis: usize) -> Result<()> {
+        let p = self.input_ports(i)?;
+        let name = format!("{}/axis", self.node_names[i]);
+        let axis = self
+            .ir
+            .add_const(name, ElementType::I64, &[], &(axis as i64).to_le_bytes());
+        self.emit(
+            i,
+            "Gather",
+            "opset8",
+            vec![attr("batch_dims", 0)],
+            &[p[0], p[1], axis],
+        );
+        Ok(())
+    }
+
     pub(super) fn reshape(&mut self, i: usize) -> Result<()> {
         let node = self.graph.nodes[i].clone();
         let x = self.port_of(node.inputs[0])?;
