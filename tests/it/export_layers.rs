@@ -9,14 +9,17 @@ use burn::nn::activation::{
     ShrinkConfig, SiLU, SoftShrinkConfig, Tanhshrink,
 };
 use burn::nn::conv::{Conv1dConfig, Conv2dConfig, Conv3dConfig, ConvTranspose1dConfig};
-use burn::nn::conv::{ConvTranspose2dConfig, ConvTranspose3dConfig};
+use burn::nn::conv::{
+    Conv2d, ConvTranspose2dConfig, ConvTranspose3dConfig, DeformConv2d, DeformConv2dConfig,
+};
 use burn::nn::interpolate::{Interpolate1dConfig, Interpolate2dConfig, InterpolateMode};
 use burn::nn::pool::{
     AdaptiveAvgPool1dConfig, AdaptiveAvgPool3dConfig, AvgPool1dConfig, MaxPool1dConfig,
 };
 use burn::nn::{
-    Embedding, EmbeddingConfig, GroupNormConfig, InstanceNormConfig, Linear, LinearConfig,
-    LocalResponseNormConfig, PaddingConfig1d, PaddingConfig3d, RmsNormConfig,
+    BiGruConfig, BiLstmConfig, Embedding, EmbeddingConfig, Fold4dConfig, GroupNormConfig,
+    GruConfig, InstanceNormConfig, Linear, LinearConfig, LocalResponseNormConfig, LstmConfig,
+    PaddingConfig1d, PaddingConfig2d, PaddingConfig3d, RmsNormConfig, RnnConfig, Unfold4dConfig,
 };
 use burn::tensor::activation::{self, gelu};
 use burn::tensor::ops::PadMode;
@@ -321,6 +324,109 @@ fn masked_and_logarithmic_activations_match_burn() {
             m.forward(x)
         }),
     );
+}
+
+#[test]
+fn unfold4d_and_fold4d_match_burn() {
+    // Plain windows, and strided, padded, dilated ones.
+    let plain = Unfold4dConfig::new([2, 3]).init();
+    assert_matches(
+        "unfold4d",
+        check_fp32("unfold4d", &plain, [2, 3, 5, 6], |m, x| m.forward(x)),
+    );
+    let strided = Unfold4dConfig::new([3, 2])
+        .with_stride([2, 1])
+        .with_padding([1, 0])
+        .with_dilation([1, 2])
+        .init();
+    assert_matches(
+        "unfold4d_strided",
+        check_fp32("unfold4d_strided", &strided, [2, 2, 7, 6], |m, x| {
+            m.forward(x)
+        }),
+    );
+    // The adjoint: overlapping blocks summed back into a 7×6 image.
+    let fold = Fold4dConfig::new([7, 6], [3, 2])
+        .with_stride([2, 1])
+        .with_padding([1, 0])
+        .init();
+    assert_matches(
+        "fold4d",
+        check_fp32("fold4d", &fold, [2, 2 * 6, 20], |m, x| m.forward(x)),
+    );
+}
+
+#[test]
+fn recurrent_layers_match_burn() {
+    // Unrolled over the traced sequence length (the batch stays dynamic): the hidden states
+    // fill a buffer through `slice_assign` (SliceScatter), the initial state is zeros of the
+    // batch's size (Broadcast of the run-time batch).
+    let d = dev();
+    d.seed(23);
+    let lstm = LstmConfig::new(5, 6, true).init(&d);
+    assert_matches(
+        "lstm",
+        check_fp32("lstm", &lstm, [2, 4, 5], |m, x| m.forward(x, None).0),
+    );
+    let bilstm = BiLstmConfig::new(5, 3, true).init(&d);
+    assert_matches(
+        "bilstm",
+        check_fp32("bilstm", &bilstm, [2, 4, 5], |m, x| m.forward(x, None).0),
+    );
+    let gru = GruConfig::new(5, 6, true).init(&d);
+    assert_matches(
+        "gru",
+        check_fp32("gru", &gru, [2, 4, 5], |m, x| m.forward(x, None)),
+    );
+    let bigru = BiGruConfig::new(5, 3, true).init(&d);
+    assert_matches(
+        "bigru",
+        check_fp32("bigru", &bigru, [2, 4, 5], |m, x| m.forward(x, None).0),
+    );
+    let rnn = RnnConfig::new(5, 6, false).init(&d);
+    assert_matches(
+        "rnn",
+        check_fp32("rnn", &rnn, [2, 4, 5], |m, x| m.forward(x, None).0),
+    );
+}
+
+/// Offsets (and a modulation mask) computed from the input, as deformable networks do.
+#[derive(Module, Debug)]
+struct Deformable {
+    offsets: Conv2d,
+    mask: Conv2d,
+    deform: DeformConv2d,
+}
+
+#[test]
+fn deformable_convolution_matches_burn() {
+    let d = dev();
+    d.seed(29);
+    // 2 offset groups over 4 input channels, 2 weight groups, stride 2, padding 1, kernel 3×3:
+    // offsets `[b, 2·2·9, 4, 4]`, mask `[b, 2·9, 4, 4]`.
+    let model = Deformable {
+        offsets: Conv2dConfig::new([4, 36], [3, 3])
+            .with_stride([2, 2])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&d),
+        mask: Conv2dConfig::new([4, 18], [3, 3])
+            .with_stride([2, 2])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&d),
+        deform: DeformConv2dConfig::new([4, 6], [3, 3])
+            .with_stride([2, 2])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .with_weight_groups(2)
+            .with_offset_groups(2)
+            .init(&d),
+    };
+    let worst = check_fp32("deform_conv2d", &model, [2, 4, 8, 8], |m, x| {
+        // Offsets of a few pixels, some reaching past the border.
+        let offset = m.offsets.forward(x.clone()) * 3.0;
+        let mask = activation::sigmoid(m.mask.forward(x.clone()));
+        m.deform.forward(x, offset, Some(mask))
+    });
+    assert_matches("deform_conv2d", worst);
 }
 
 /// Token ids → embedding → mean over the sequence → linear.

@@ -101,6 +101,14 @@ pub enum Op {
         /// Added to the end of each output spatial axis.
         output_padding: Vec<usize>,
     },
+    /// `[x, offset, weight, mask?]`, deformable convolution (torchvision's and Burn's
+    /// `deform_conv2d`; no bias: a bias follows as an `Add`).
+    DeformConv {
+        /// Stride, padding, dilation and weight groups.
+        conv: ConvAttrs,
+        /// Groups of input channels sharing one set of offsets.
+        offset_groups: usize,
+    },
     /// `[a, b]`, numpy matmul semantics (batch dimensions broadcast).
     MatMul,
     /// `[a, b]`, broadcasting.
@@ -242,6 +250,17 @@ pub enum Op {
     Slice {
         /// Ranges.
         ranges: Vec<SliceRange>,
+    },
+    /// `[x, update]`: `x` with the slice `ranges` (as in [`Op::Slice`]) replaced by `update`.
+    SliceAssign {
+        /// Ranges.
+        ranges: Vec<SliceRange>,
+    },
+    /// `[]`: a tensor of the output's shape filled with `value` (its dimensions may follow the
+    /// batch: Burn's `zeros`, `ones`, `full`, and `empty` filled with zeros).
+    Full {
+        /// Fill value.
+        value: f64,
     },
     /// `[x, input_low, input_high, output_low, output_high]`, OpenVINO semantics.
     FakeQuantize {

@@ -91,7 +91,9 @@ pub fn remove_identities(graph: &mut Graph) -> usize {
     let mut removed = 0;
     for i in 0..graph.nodes.len() {
         let node = &graph.nodes[i];
-        let input = node.inputs[0];
+        let Some(&input) = node.inputs.first() else {
+            continue;
+        };
         let same_shape = graph.value(input).shape == graph.value(node.output).shape;
         let identity = match &node.op {
             Op::Reshape => same_shape,

@@ -375,6 +375,9 @@ impl Analysis<'_> {
             | Op::Power
             | Op::Compare(_)
             | Op::Select
+            | Op::SliceAssign { .. }
+            | Op::Full { .. }
+            | Op::DeformConv { .. }
             | Op::Unsupported { .. } => {
                 for v in &node.inputs {
                     self.block_value(*v, &format!("consumed by `{}`", node.op.name()));

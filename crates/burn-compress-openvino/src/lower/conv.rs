@@ -26,6 +26,29 @@ impl Lowerer<'_> {
         self.convolution(i, a, kinds, extra)
     }
 
+    /// DeformableConvolution-8 (zero padding around the image for the bilinear samples, as
+    /// Burn and torchvision sample).
+    pub(super) fn deform_conv(
+        &mut self,
+        i: usize,
+        a: &ConvAttrs,
+        offset_groups: usize,
+    ) -> Result<()> {
+        let p = self.input_ports(i)?;
+        let attrs = vec![
+            attr("strides", join(a.stride.iter())),
+            attr("dilations", join(a.dilation.iter())),
+            attr("pads_begin", join(a.pads_begin.iter())),
+            attr("pads_end", join(a.pads_end.iter())),
+            attr("auto_pad", "explicit"),
+            attr("group", a.groups),
+            attr("deformable_group", offset_groups),
+            attr("bilinear_interpolation_pad", "true"),
+        ];
+        self.emit(i, "DeformableConvolution", "opset8", attrs, &p);
+        Ok(())
+    }
+
     /// Node `i` as layer `kinds[0]`, or `kinds[1]` with the weight split into groups along
     /// axis 0, followed by its bias.
     fn convolution(

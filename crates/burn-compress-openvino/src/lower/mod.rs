@@ -271,6 +271,10 @@ impl<'g> Lowerer<'g> {
                 conv,
                 output_padding,
             } => self.conv_transpose(i, conv, output_padding),
+            Op::DeformConv {
+                conv,
+                offset_groups,
+            } => self.deform_conv(i, conv, *offset_groups),
             Op::HardSigmoid { alpha, beta } => self.hard_sigmoid(i, *alpha, *beta),
             Op::Pad { pads, mode } => self.pad(i, pads, *mode),
             Op::Interpolate {
@@ -299,6 +303,8 @@ impl<'g> Lowerer<'g> {
             }
             Op::Slice { ranges } => self.slice(i, ranges),
             Op::Gather { axis } => self.gather(i, *axis),
+            Op::SliceAssign { ranges } => self.slice_assign(i, ranges),
+            Op::Full { value } => self.full(i, *value),
             Op::Unsupported { name } => Err(ExportError::Graph(
                 burn_compress_graph::GraphError::Unsupported {
                     op: name.clone(),

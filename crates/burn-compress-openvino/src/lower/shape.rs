@@ -1,11 +1,12 @@
-//! Shape operations: Reshape (dynamic batch kept), Transpose, Slice, Pad, and Gather (the rows
-//! of an embedding table that integer ids name).
+//! Shape and data-movement operations: Reshape (dynamic batch kept), Transpose, Slice,
+//! SliceScatter, Pad, Gather (the rows of an embedding table that integer ids name) and filled
+//! tensors (Broadcast of a value, to the run-time batch size where a dimension follows it).
 
 use burn_compress_graph::{PadMode, SliceRange};
 
 use super::{bool_str, Lowerer};
 use crate::error::Result;
-use crate::ir::{attr, ElementType, PortRef};
+use crate::ir::{attr, ElementType, Port, PortRef};
 
 impl Lowerer<'_> {
     /// Gather-8 of `data` (input 0) at the integer `indices` (input 1) along `axis`.
@@ -55,9 +56,30 @@ impl Lowerer<'_> {
 
     pub(super) fn slice(&mut self, i: usize, ranges: &[SliceRange]) -> Result<()> {
         let node = self.graph.nodes[i].clone();
-        let g = self.graph;
         let x = self.port_of(node.inputs[0])?;
-        let input = g.value(node.inputs[0]);
+        let [start, stop, step, axes] = self.slice_bounds(i, ranges)?;
+        self.emit(i, "Slice", "opset8", vec![], &[x, start, stop, step, axes]);
+        Ok(())
+    }
+
+    /// SliceScatter-15: input 0 with the slice `ranges` replaced by input 1.
+    pub(super) fn slice_assign(&mut self, i: usize, ranges: &[SliceRange]) -> Result<()> {
+        let p = self.input_ports(i)?;
+        let [start, stop, step, axes] = self.slice_bounds(i, ranges)?;
+        self.emit(
+            i,
+            "SliceScatter",
+            "opset15",
+            vec![],
+            &[p[0], p[1], start, stop, step, axes],
+        );
+        Ok(())
+    }
+
+    /// Start, stop, step and axes constants for the axes `ranges` does not take whole, of node
+    /// `i`'s input 0 (a dynamic axis must be taken whole).
+    fn slice_bounds(&mut self, i: usize, ranges: &[SliceRange]) -> Result<[PortRef; 4]> {
+        let input = self.graph.value(self.graph.nodes[i].inputs[0]);
         let (mut starts, mut stops, mut steps, mut axes) = (vec![], vec![], vec![], vec![]);
         for (axis, r) in ranges.iter().enumerate() {
             let full = r.start == 0 && r.end == input.shape[axis] && r.step == 1;
@@ -73,17 +95,107 @@ impl Lowerer<'_> {
             axes.push(axis as i64);
         }
         let base = self.node_names[i].clone();
-        let c: Vec<PortRef> = [
-            ("start", starts),
-            ("stop", stops),
-            ("step", steps),
-            ("axes", axes),
-        ]
-        .into_iter()
-        .map(|(n, v)| self.ir.const_i64(format!("{base}/{n}"), &v))
-        .collect();
-        self.emit(i, "Slice", "opset8", vec![], &[x, c[0], c[1], c[2], c[3]]);
+        let mut constant = |n: &str, v: Vec<i64>| self.ir.const_i64(format!("{base}/{n}"), &v);
+        Ok([
+            constant("start", starts),
+            constant("stop", stops),
+            constant("step", steps),
+            constant("axes", axes),
+        ])
+    }
+
+    /// Broadcast-3 of `value` to node `i`'s output shape; a dimension that follows the batch
+    /// takes the batch size of the first input at run time.
+    pub(super) fn full(&mut self, i: usize, value: f64) -> Result<()> {
+        let g = self.graph;
+        let out = g.value(g.nodes[i].output);
+        let base = self.node_names[i].clone();
+        let scalar = self
+            .ir
+            .const_f32(format!("{base}/value"), &[], &[value as f32]);
+        let shape = if out.dynamic.iter().any(|&d| d) {
+            let batch = self.batch_size(i)?;
+            let traced_batch = g.value(g.inputs[0]).shape[0];
+            let mut parts = Vec::new();
+            for (axis, (&dim, &dynamic)) in out.shape.iter().zip(&out.dynamic).enumerate() {
+                parts.push(match dynamic {
+                    true if dim == traced_batch => batch,
+                    true => {
+                        return Err(self.err(
+                            i,
+                            format!("axis {axis} follows the batch but is not the batch size"),
+                        ))
+                    }
+                    false => self
+                        .ir
+                        .const_i64(format!("{base}/dim{axis}"), &[dim as i64]),
+                });
+            }
+            let rank = out.shape.len() as i64;
+            self.ir.add_layer(
+                "Concat",
+                "opset1",
+                format!("{base}/shape"),
+                vec![attr("axis", 0)],
+                &parts,
+                vec![Port {
+                    element: ElementType::I64,
+                    dims: vec![rank],
+                }],
+            )[0]
+        } else {
+            let dims: Vec<i64> = out.shape.iter().map(|&d| d as i64).collect();
+            self.ir.const_i64(format!("{base}/shape"), &dims)
+        };
+        self.emit(
+            i,
+            "Broadcast",
+            "opset3",
+            vec![attr("mode", "numpy")],
+            &[scalar, shape],
+        );
         Ok(())
+    }
+
+    /// The batch size (axis 0 of the first input) at run time, as a 1-D i64 tensor of one value.
+    fn batch_size(&mut self, i: usize) -> Result<PortRef> {
+        let g = self.graph;
+        let input = *g
+            .inputs
+            .first()
+            .ok_or_else(|| self.err(i, "a batch-sized tensor in a graph with no input"))?;
+        let x = self.port_of(input)?;
+        let base = self.node_names[i].clone();
+        let rank = g.value(input).shape.len() as i64;
+        let shape = self.ir.add_layer(
+            "ShapeOf",
+            "opset3",
+            format!("{base}/input_shape"),
+            vec![attr("output_type", "i64")],
+            &[x],
+            vec![Port {
+                element: ElementType::I64,
+                dims: vec![rank],
+            }],
+        )[0];
+        let index = self.ir.const_i64(format!("{base}/batch_axis"), &[0]);
+        let axis = self.ir.add_const(
+            format!("{base}/gather_axis"),
+            ElementType::I64,
+            &[],
+            &0i64.to_le_bytes(),
+        );
+        Ok(self.ir.add_layer(
+            "Gather",
+            "opset8",
+            format!("{base}/batch"),
+            vec![attr("batch_dims", 0)],
+            &[shape, index, axis],
+            vec![Port {
+                element: ElementType::I64,
+                dims: vec![1],
+            }],
+        )[0])
     }
 
     /// The Reshape target: static dims, `-1` for the one dimension that follows the batch, or

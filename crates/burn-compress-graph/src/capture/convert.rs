@@ -1,19 +1,15 @@
-//! Capture of a Burn module's forward with Burn's non-executing capture device, converted into a
-//! [`Graph`] whose parameters carry their module paths.
+//! Conversion of Burn's recorded operations into [`Graph`] nodes, one arm per operation.
 
 use std::collections::{BTreeMap, HashMap};
 
-use burn::backend::capture::{CaptureBackend, TensorId};
+use burn::backend::capture::TensorId;
 use burn::backend::ir::{
     ActivationOperationIr, BaseOperationIr, FloatOperationIr, InterpolateModeIr, ModuleOperationIr,
     NumericOperationIr, OperationIr, PadModeIr, ScalarIr, TensorIr,
 };
-use burn::backend::Flex;
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::tensor::kind::Basic;
-use burn::tensor::{DType, Device, Float, Int, Tensor, TensorData};
+use burn::tensor::{DType, TensorData};
 
-use crate::dynamic::mark_dynamic;
+use super::Constants;
 use crate::error::{GraphError, Result};
 use crate::graph::{
     Comparison, ConvAttrs, ElementKind, Graph, InterpolateMode, Op, PadMode, PoolAttrs, SliceRange,
@@ -35,223 +31,6 @@ macro_rules! conv_transpose_node {
     }};
 }
 
-/// How to capture.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaptureOptions {
-    /// Mark axis 0 of the input (and every dimension that follows it) as dynamic. Needs a second
-    /// trace at another batch size.
-    pub dynamic_batch: bool,
-}
-
-impl Default for CaptureOptions {
-    fn default() -> Self {
-        Self {
-            dynamic_batch: true,
-        }
-    }
-}
-
-/// Captures `forward(model, x)` for an input of `input_shape` into a [`Graph`].
-///
-/// The forward runs on Burn's capture device over placeholders of the model's parameters (the
-/// model and its training state are untouched, its weights are not copied there); parameters
-/// become constants named by their module path (`conv1.weight`), their values read once from
-/// the model. With `options.dynamic_batch`, the forward is traced a second time with
-/// another batch size and every dimension that changed with it is marked dynamic.
-pub fn capture<M, K, const D: usize, const O: usize>(
-    model: &M,
-    input_shape: [usize; D],
-    forward: impl Fn(&M, Tensor<D, K>) -> Tensor<O>,
-    options: &CaptureOptions,
-) -> Result<Graph>
-where
-    M: Module,
-    K: CaptureInput,
-{
-    // The trace at another batch size only shows which dimensions follow the batch: it keeps no
-    // constant values.
-    let other = if options.dynamic_batch {
-        if D == 0 {
-            return Err(GraphError::DynamicBatch("the input is a scalar".into()));
-        }
-        let mut other_shape = input_shape;
-        other_shape[0] = if input_shape[0] == 2 { 3 } else { 2 };
-        Some(trace(model, other_shape, &forward, Constants::ShapesOnly)?)
-    } else {
-        None
-    };
-    let mut graph = trace(model, input_shape, &forward, Constants::Values)?;
-    if let Some(other) = other {
-        mark_dynamic(&mut graph, &other)?;
-    }
-    graph.check_supported()?;
-    Ok(graph)
-}
-
-/// What a trace keeps of its constants.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Constants {
-    /// Their values.
-    Values,
-    /// Their shapes only (the data is left empty).
-    ShapesOnly,
-}
-
-fn trace<M, K, const D: usize, const O: usize>(
-    model: &M,
-    input_shape: [usize; D],
-    forward: &impl Fn(&M, Tensor<D, K>) -> Tensor<O>,
-    constants: Constants,
-) -> Result<Graph>
-where
-    M: Module,
-    K: CaptureInput,
-{
-    let device = Device::capture();
-    let mut params = HashMap::new();
-    // Both traces run on placeholders of the parameters: the weights are not copied onto the
-    // capture device. A trace that keeps values reads each parameter once, by module path, from
-    // the model itself (its stored value, before any reparameterization) when converting.
-    let mut sources = HashMap::new();
-    if constants == Constants::Values {
-        model.visit(&mut ParamPaths::new(PathTarget::Values(&mut sources)));
-    }
-    let captured = device
-        .capture_scope(|scope| {
-            // Parameters become uninitialised tensors of their shapes; whatever else the model
-            // holds (integer and boolean tensors, constants) moves as it is.
-            let moved = model
-                .valid()
-                .map(&mut ShapePlaceholders { device: &device })
-                .to_device(&device);
-            moved.visit(&mut ParamPaths::new(PathTarget::Ids(&mut params)));
-            let x = K::zeros(input_shape, &device);
-            let x_id = K::id(&x);
-            let y = forward(&moved, x);
-            let y_id = Float::id(&y);
-            scope.complete([x_id], [y_id])
-        })
-        .map_err(|e| GraphError::Capture(e.to_string()))?;
-    // The recorded values move into the graph's constants (no copy where Burn allows it).
-    let mut graph = Converter::new(captured.values, &params, constants)
-        .with_sources(sources)
-        .run(
-            &captured.graph.operations,
-            &captured.graph.inputs,
-            &captured.graph.outputs,
-        )?;
-    graph.remove_dead();
-    graph.validate()?;
-    Ok(graph)
-}
-
-/// What a captured forward takes as its input: floats ([`Float`]), or integer ids ([`Int`], for
-/// an `Embedding`; the IR's input is then `i64`).
-pub trait CaptureInput: Basic + Sized {
-    /// Zeros of `shape` on the capture `device`.
-    fn zeros<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D, Self>;
-    /// The capture-device id of `t`.
-    fn id<const D: usize>(t: &Tensor<D, Self>) -> TensorId;
-}
-
-impl CaptureInput for Float {
-    fn zeros<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
-        Tensor::<D>::zeros(shape, &Device::flex()).to_device(device)
-    }
-
-    fn id<const D: usize>(t: &Tensor<D>) -> TensorId {
-        t.clone()
-            .try_into_primitive::<CaptureBackend>()
-            .expect("tensor lives on the capture device")
-            .id()
-    }
-}
-
-impl CaptureInput for Int {
-    fn zeros<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D, Int> {
-        Tensor::<D, Int>::zeros(shape, &Device::flex()).to_device(device)
-    }
-
-    fn id<const D: usize>(t: &Tensor<D, Int>) -> TensorId {
-        t.clone()
-            .try_into_primitive::<CaptureBackend>()
-            .expect("tensor lives on the capture device")
-            .id()
-    }
-}
-
-/// Replaces every float parameter (and running state) with an uninitialised tensor of its shape
-/// on the capture device.
-struct ShapePlaceholders<'a> {
-    device: &'a Device,
-}
-
-impl ModuleMapper for ShapePlaceholders<'_> {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        param.map(|tensor| Tensor::empty(tensor.shape(), self.device))
-    }
-}
-
-/// What [`ParamPaths`] records for each float parameter under its module path.
-enum PathTarget<'a> {
-    /// The capture-device tensor id of the parameter's stored value → its path.
-    Ids(&'a mut HashMap<TensorId, String>),
-    /// Path → the values of the parameter's stored tensor.
-    Values(&'a mut HashMap<String, Vec<f32>>),
-}
-
-/// Walks a module's float parameters with their module paths (`layer1.0.conv1.weight`).
-struct ParamPaths<'a> {
-    path: Vec<String>,
-    target: PathTarget<'a>,
-}
-
-impl<'a> ParamPaths<'a> {
-    fn new(target: PathTarget<'a>) -> Self {
-        Self {
-            path: Vec::new(),
-            target,
-        }
-    }
-}
-
-impl ModuleVisitor for ParamPaths<'_> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
-
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let path = self.path.join(".");
-        match &mut self.target {
-            PathTarget::Ids(ids) => {
-                if let Ok(primitive) = param.base().try_into_primitive::<CaptureBackend>() {
-                    ids.entry(primitive.id()).or_insert(path);
-                }
-            }
-            PathTarget::Values(values) => {
-                values
-                    .entry(path)
-                    .or_insert_with(|| float_values(param.base()));
-            }
-        }
-    }
-}
-
-/// The values of `tensor` as `f32`, copied once where the tensor lives in a contiguous `f32`
-/// buffer on the CPU (Flex), read through [`TensorData`] otherwise.
-fn float_values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
-    if let Ok(primitive) = tensor.clone().try_into_primitive::<Flex>() {
-        if let Some(values) = primitive.as_slice::<f32>() {
-            return values.to_vec();
-        }
-    }
-    tensor.into_data().iter::<f32>().collect()
-}
-
 /// Converts a recorded Burn operation sequence into a [`Graph`].
 pub fn convert(
     operations: &[OperationIr],
@@ -264,7 +43,7 @@ pub fn convert(
 }
 
 impl<'a> Converter<'a> {
-    fn new(
+    pub(super) fn new(
         values: BTreeMap<TensorId, TensorData>,
         params: &'a HashMap<TensorId, String>,
         constants: Constants,
@@ -281,12 +60,12 @@ impl<'a> Converter<'a> {
     }
 
     /// Parameter values by module path, for the placeholders of a trace that keeps values.
-    fn with_sources(mut self, sources: HashMap<String, Vec<f32>>) -> Self {
+    pub(super) fn with_sources(mut self, sources: HashMap<String, Vec<f32>>) -> Self {
         self.sources = sources;
         self
     }
 
-    fn run(
+    pub(super) fn run(
         mut self,
         operations: &[OperationIr],
         inputs: &[TensorId],
@@ -325,7 +104,7 @@ impl<'a> Converter<'a> {
     }
 }
 
-struct Converter<'a> {
+pub(super) struct Converter<'a> {
     graph: Graph,
     ids: HashMap<TensorId, ValueId>,
     /// Recorded values not yet turned into constants.
@@ -456,6 +235,12 @@ impl Converter<'_> {
         Ok(())
     }
 
+    /// A node filling the output's shape with `value`.
+    fn full(&mut self, value: f64, out: &TensorIr) -> Result<()> {
+        self.node(Op::Full { value }, Vec::new(), out);
+        Ok(())
+    }
+
     /// A comparison node; its output is boolean.
     fn compare(
         &mut self,
@@ -535,22 +320,18 @@ impl Converter<'_> {
                 &o.input,
                 &o.out,
             ),
-            BaseOperationIr::Slice(o) => {
-                let mut ranges = Vec::new();
-                for (axis, s) in o.ranges.iter().enumerate() {
-                    let dim = o.tensor.shape[axis] as isize;
-                    let resolve = |v: isize| if v < 0 { (v + dim).max(0) } else { v.min(dim) };
-                    if s.step < 1 {
-                        return self.unsupported("Slice with a negative step".into(), whole);
-                    }
-                    ranges.push(SliceRange {
-                        start: resolve(s.start) as usize,
-                        end: s.end.map(resolve).unwrap_or(dim) as usize,
-                        step: s.step as usize,
-                    });
+            BaseOperationIr::Slice(o) => match slice_ranges(&o.ranges, &o.tensor) {
+                Some(ranges) => self.unary(Op::Slice { ranges }, &o.tensor, &o.out),
+                None => self.unsupported("Slice with a negative step".into(), whole),
+            },
+            BaseOperationIr::SliceAssign(o) => match slice_ranges(&o.ranges, &o.tensor) {
+                Some(ranges) => {
+                    self.binary(Op::SliceAssign { ranges }, &o.tensor, &o.value, &o.out)
                 }
-                self.unary(Op::Slice { ranges }, &o.tensor, &o.out)
-            }
+                None => self.unsupported("SliceAssign with a negative step".into(), whole),
+            },
+            BaseOperationIr::Zeros(o) => self.full(0.0, &o.out),
+            BaseOperationIr::Ones(o) => self.full(1.0, &o.out),
             BaseOperationIr::Cat(o) => {
                 let mut inputs = Vec::new();
                 for t in &o.tensors {
@@ -560,19 +341,23 @@ impl Converter<'_> {
                 Ok(())
             }
             BaseOperationIr::Empty(o) => {
-                let source = self
-                    .params
-                    .get(&o.out.id)
-                    .and_then(|path| self.sources.remove(path));
+                let Some(path) = self.params.get(&o.out.id) else {
+                    // An uninitialised tensor the forward itself creates (a buffer it fills
+                    // with `slice_assign`, for one): zeros.
+                    return self.full(0.0, &o.out);
+                };
                 let shape = o.out.shape.to_vec();
-                let constant = match (self.constants, source) {
-                    (Constants::ShapesOnly, _) => ConstTensor {
+                let constant = match self.constants {
+                    Constants::ShapesOnly => ConstTensor {
                         shape,
                         data: Vec::new(),
                     },
-                    (Constants::Values, Some(data)) => ConstTensor::new(shape, data)?,
-                    // An uninitialised tensor the forward itself creates has no value.
-                    (Constants::Values, None) => return self.unsupported("Empty".into(), whole),
+                    Constants::Values => {
+                        let data = self.sources.remove(path).ok_or_else(|| {
+                            GraphError::Invalid(format!("parameter `{path}` has no value"))
+                        })?;
+                        ConstTensor::new(shape, data)?
+                    }
                 };
                 self.placeholders.insert(o.out.id, constant);
                 Ok(())
@@ -666,6 +451,7 @@ impl Converter<'_> {
                 self.compare_scalar(Comparison::LessEqual, &o.lhs, &o.rhs, &o.out)
             }
             N::PowiScalar(o) => self.with_scalar(Op::Power, &o.lhs, &o.rhs, &o.out),
+            N::Full(o) => self.full(scalar(&o.value), &o.out),
             N::MeanDim(o) => self.unary(Op::ReduceMean { axes: vec![o.axis] }, &o.input, &o.out),
             N::SumDim(o) => self.unary(Op::ReduceSum { axes: vec![o.axis] }, &o.input, &o.out),
             N::SumDims(o) => self.unary(
@@ -776,6 +562,75 @@ impl Converter<'_> {
                     return self.unsupported("Embedding of computed indices".into(), whole);
                 };
                 self.node(Op::Gather { axis: 0 }, vec![weights, indices], &o.out);
+                Ok(())
+            }
+            M::DeformableConv2d(o) => {
+                let conv = conv_attrs(
+                    &o.options.stride,
+                    &o.options.padding.map(|p| (p, p)),
+                    &o.options.dilation,
+                    o.options.weight_groups,
+                );
+                let mut inputs = vec![
+                    self.input(&o.x)?,
+                    self.input(&o.offset)?,
+                    self.input(&o.weight)?,
+                ];
+                if let Some(mask) = &o.mask {
+                    inputs.push(self.input(mask)?);
+                }
+                let op = Op::DeformConv {
+                    conv,
+                    offset_groups: o.options.offset_groups,
+                };
+                let Some(bias) = &o.bias else {
+                    self.node(op, inputs, &o.out);
+                    return Ok(());
+                };
+                // The bias over axis 1: `[C]` reshaped to `[1, C, 1, 1]` (folded), then added.
+                let shape = o.out.shape.to_vec();
+                let n = self.graph.values.len();
+                let convolved =
+                    self.graph
+                        .add_node(op, inputs, format!("deform_conv{n}"), shape.clone());
+                let b = self.input(bias)?;
+                let channels = shape[1];
+                let per_channel = self.graph.add_node(
+                    Op::Reshape,
+                    vec![b],
+                    format!("deform_conv{n}.bias"),
+                    vec![1, channels, 1, 1],
+                );
+                self.node(Op::Add, vec![convolved, per_channel], &o.out);
+                Ok(())
+            }
+            M::Unfold4d(o) => {
+                // A convolution whose one-hot filters pick one (channel, kernel row, kernel
+                // column) each, in Burn's output order, then the spatial axes flattened.
+                let x = self.input(&o.x)?;
+                let [c, h, w] = [o.x.shape[1], o.x.shape[2], o.x.shape[3]];
+                let [kh, kw] = o.kernel_size;
+                let (stride, padding, dilation) =
+                    (o.options.stride, o.options.padding, o.options.dilation);
+                let out_size = |size: usize, axis: usize| {
+                    let k = [kh, kw][axis];
+                    (size + 2 * padding[axis] - dilation[axis] * (k - 1) - 1) / stride[axis] + 1
+                };
+                let n = self.graph.values.len();
+                let weight = self.graph.add_constant(
+                    format!("unfold{n}.weight"),
+                    one_hot_unfold_filters(c, kh, kw)?,
+                    None,
+                );
+                let attrs = conv_attrs(&stride, &padding.map(|p| (p, p)), &dilation, 1);
+                let shape = vec![o.x.shape[0], c * kh * kw, out_size(h, 0), out_size(w, 1)];
+                let conv = self.graph.add_node(
+                    Op::Conv(attrs),
+                    vec![x, weight],
+                    format!("unfold{n}"),
+                    shape,
+                );
+                self.node(Op::Reshape, vec![conv], &o.out);
                 Ok(())
             }
             M::BatchNorm(o) => {
@@ -972,6 +827,37 @@ impl Converter<'_> {
             other => self.unsupported(first_word(format!("{other:?}")), whole),
         }
     }
+}
+
+/// Burn's slice ranges on `tensor` resolved against its shape; `None` for a negative step.
+fn slice_ranges(ranges: &[burn::tensor::Slice], tensor: &TensorIr) -> Option<Vec<SliceRange>> {
+    ranges
+        .iter()
+        .enumerate()
+        .map(|(axis, s)| {
+            let dim = tensor.shape[axis] as isize;
+            let resolve = |v: isize| if v < 0 { (v + dim).max(0) } else { v.min(dim) };
+            (s.step >= 1).then(|| SliceRange {
+                start: resolve(s.start) as usize,
+                end: s.end.map(resolve).unwrap_or(dim) as usize,
+                step: s.step as usize,
+            })
+        })
+        .collect()
+}
+
+/// Filters `[c·kh·kw, c, kh, kw]` of an unfold as a convolution: filter `(ch·kh + i)·kw + j`
+/// is 1 at channel `ch`, row `i`, column `j` and 0 elsewhere.
+fn one_hot_unfold_filters(c: usize, kh: usize, kw: usize) -> Result<ConstTensor> {
+    let window = kh * kw;
+    let mut data = vec![0.0f32; c * window * c * window];
+    for ch in 0..c {
+        for k in 0..window {
+            let filter = ch * window + k;
+            data[(filter * c + ch) * window + k] = 1.0;
+        }
+    }
+    ConstTensor::new(vec![c * window, c, kh, kw], data)
 }
 
 /// A transposed convolution from Burn's per-axis options (symmetric padding).
