@@ -17,6 +17,20 @@ use crate::graph::{
 };
 use crate::tensor::ConstTensor;
 
+/// The node of a convolution `$o` of any rank, its `(before, after)` padding per axis `$padding`
+/// (Burn's IR has one struct per rank).
+macro_rules! conv_node {
+    ($self:ident, $o:ident, $padding:expr) => {{
+        let attrs = conv_attrs(
+            &$o.options.stride,
+            &$padding,
+            &$o.options.dilation,
+            $o.options.groups,
+        );
+        $self.conv(attrs, &$o.x, &$o.weight, $o.bias.as_ref(), &$o.out)
+    }};
+}
+
 /// The node of a transposed convolution `$o` of any rank (Burn's IR has one struct per rank).
 macro_rules! conv_transpose_node {
     ($self:ident, $o:ident) => {{
@@ -504,33 +518,9 @@ impl Converter<'_> {
     fn module(&mut self, op: &ModuleOperationIr, whole: &OperationIr) -> Result<()> {
         use ModuleOperationIr as M;
         match op {
-            M::Conv2d(o) => {
-                let attrs = conv_attrs(
-                    &o.options.stride,
-                    &o.options.padding,
-                    &o.options.dilation,
-                    o.options.groups,
-                );
-                self.conv(attrs, &o.x, &o.weight, o.bias.as_ref(), &o.out)
-            }
-            M::Conv1d(o) => {
-                let attrs = conv_attrs(
-                    &o.options.stride,
-                    &o.options.padding,
-                    &o.options.dilation,
-                    o.options.groups,
-                );
-                self.conv(attrs, &o.x, &o.weight, o.bias.as_ref(), &o.out)
-            }
-            M::Conv3d(o) => {
-                let attrs = conv_attrs(
-                    &o.options.stride,
-                    &o.options.padding.map(|p| (p, p)),
-                    &o.options.dilation,
-                    o.options.groups,
-                );
-                self.conv(attrs, &o.x, &o.weight, o.bias.as_ref(), &o.out)
-            }
+            M::Conv1d(o) => conv_node!(self, o, o.options.padding),
+            M::Conv2d(o) => conv_node!(self, o, o.options.padding),
+            M::Conv3d(o) => conv_node!(self, o, o.options.padding.map(|p| (p, p))),
             M::ConvTranspose1d(o) => conv_transpose_node!(self, o),
             M::ConvTranspose2d(o) => conv_transpose_node!(self, o),
             M::ConvTranspose3d(o) => conv_transpose_node!(self, o),

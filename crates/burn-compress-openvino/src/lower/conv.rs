@@ -35,16 +35,12 @@ impl Lowerer<'_> {
         offset_groups: usize,
     ) -> Result<()> {
         let p = self.input_ports(i)?;
-        let attrs = vec![
-            attr("strides", join(a.stride.iter())),
-            attr("dilations", join(a.dilation.iter())),
-            attr("pads_begin", join(a.pads_begin.iter())),
-            attr("pads_end", join(a.pads_end.iter())),
-            attr("auto_pad", "explicit"),
+        let mut attrs = window_attrs(a);
+        attrs.extend([
             attr("group", a.groups),
             attr("deformable_group", offset_groups),
             attr("bilinear_interpolation_pad", "true"),
-        ];
+        ]);
         self.emit(i, "DeformableConvolution", "opset8", attrs, &p);
         Ok(())
     }
@@ -67,13 +63,7 @@ impl Lowerer<'_> {
             Layout::AsIs
         };
         let w = self.weight_for(node.inputs[1], layout, i)?;
-        let mut attrs = vec![
-            attr("strides", join(a.stride.iter())),
-            attr("dilations", join(a.dilation.iter())),
-            attr("pads_begin", join(a.pads_begin.iter())),
-            attr("pads_end", join(a.pads_end.iter())),
-            attr("auto_pad", "explicit"),
-        ];
+        let mut attrs = window_attrs(a);
         attrs.extend(extra_attrs);
         let kind = kinds[usize::from(grouped)];
         let conv = self.emit(i, kind, "opset1", attrs, &[x, w]);
@@ -147,4 +137,15 @@ impl Lowerer<'_> {
         );
         Ok(())
     }
+}
+
+/// Strides, dilations and explicit padding of a convolution layer.
+fn window_attrs(a: &ConvAttrs) -> Vec<(String, String)> {
+    vec![
+        attr("strides", join(a.stride.iter())),
+        attr("dilations", join(a.dilation.iter())),
+        attr("pads_begin", join(a.pads_begin.iter())),
+        attr("pads_end", join(a.pads_end.iter())),
+        attr("auto_pad", "explicit"),
+    ]
 }
