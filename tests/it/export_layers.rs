@@ -295,6 +295,14 @@ fn masked_and_logarithmic_activations_match_burn() {
                 activation::gelu_approximate(x.clone()),
                 activation::log_sigmoid(x.clone()),
                 activation::softsign(x.clone()),
+                // Functions with one OpenVINO operation each, inside their domains.
+                x.clone().cos() + x.clone().sin() * x.clone().tanh().tan(),
+                (x.clone() * 0.3).cosh() - (x.clone() * 0.3).sinh(),
+                x.clone().tanh().acos() + x.clone().tanh().asin() + x.clone().atan(),
+                (x.clone().abs() + 1.0).acosh()
+                    + x.clone().asinh()
+                    + (x.clone().tanh() * 0.9).atanh(),
+                x.clone().floor() + (x.clone() * 0.5).ceil(),
                 HardShrinkConfig::new()
                     .with_lambda(0.4)
                     .init()

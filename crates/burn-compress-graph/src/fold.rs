@@ -52,6 +52,7 @@ pub fn apply(op: &Op, args: &[ConstTensor], out_shape: &[usize]) -> Option<Const
         Op::Exp => unary(&|v| v.exp()),
         Op::Relu => unary(&|v| v.max(0.0)),
         Op::Round => unary(&|v| v.round_ties_even()),
+        Op::Math(f) => unary(&|v| f.of(v)),
         Op::Clamp { min, max } => {
             let (lo, hi) = (*min as f32, *max as f32);
             unary(&|v| v.max(lo).min(hi))

@@ -24,6 +24,58 @@ pub struct ConvAttrs {
     pub groups: usize,
 }
 
+/// The element-wise functions of [`Op::Math`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MathFn {
+    /// Cosine.
+    Cos,
+    /// Sine.
+    Sin,
+    /// Tangent.
+    Tan,
+    /// Hyperbolic cosine.
+    Cosh,
+    /// Hyperbolic sine.
+    Sinh,
+    /// Inverse cosine.
+    Acos,
+    /// Inverse sine.
+    Asin,
+    /// Inverse tangent.
+    Atan,
+    /// Inverse hyperbolic cosine.
+    Acosh,
+    /// Inverse hyperbolic sine.
+    Asinh,
+    /// Inverse hyperbolic tangent.
+    Atanh,
+    /// Rounding down.
+    Floor,
+    /// Rounding up.
+    Ceil,
+}
+
+impl MathFn {
+    /// The function of one value (for constant folding).
+    pub fn of(self, v: f32) -> f32 {
+        match self {
+            MathFn::Cos => v.cos(),
+            MathFn::Sin => v.sin(),
+            MathFn::Tan => v.tan(),
+            MathFn::Cosh => v.cosh(),
+            MathFn::Sinh => v.sinh(),
+            MathFn::Acos => v.acos(),
+            MathFn::Asin => v.asin(),
+            MathFn::Atan => v.atan(),
+            MathFn::Acosh => v.acosh(),
+            MathFn::Asinh => v.asinh(),
+            MathFn::Atanh => v.atanh(),
+            MathFn::Floor => v.floor(),
+            MathFn::Ceil => v.ceil(),
+        }
+    }
+}
+
 /// How [`Op::Compare`] compares `a` with `b`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Comparison {
@@ -167,6 +219,8 @@ pub enum Op {
     Log,
     /// `[x]`: -1, 0 or 1.
     Sign,
+    /// `[x]`, a function of each element with one OpenVINO operation of its own.
+    Math(MathFn),
     /// `[x]`: `log(1 + exp(x))`, computed without overflow.
     SoftPlus,
     /// `[x, exponent]`, broadcasting.

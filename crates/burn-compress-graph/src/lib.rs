@@ -23,8 +23,8 @@ pub use error::{GraphError, Result};
 pub use fake_quant::{match_fake_quantize, FakeQuantMatch};
 pub use fold::{eval_const, fold_constants};
 pub use graph::{
-    Comparison, ConvAttrs, ElementKind, Graph, InterpolateMode, Node, Op, PadMode, PoolAttrs,
-    SliceRange, Value, ValueId, ValueKind,
+    Comparison, ConvAttrs, ElementKind, Graph, InterpolateMode, MathFn, Node, Op, PadMode,
+    PoolAttrs, SliceRange, Value, ValueId, ValueKind,
 };
 pub use passes::{prepare, PrepareReport};
 pub use tensor::ConstTensor;

@@ -321,6 +321,7 @@ impl Analysis<'_> {
             | Op::Round
             | Op::Log
             | Op::Sign
+            | Op::Math(_)
             | Op::SoftPlus
             | Op::Clamp { .. }
             | Op::MaxPool(_)

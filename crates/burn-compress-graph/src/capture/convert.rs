@@ -12,8 +12,8 @@ use burn::tensor::{DType, TensorData};
 use super::Constants;
 use crate::error::{GraphError, Result};
 use crate::graph::{
-    Comparison, ConvAttrs, ElementKind, Graph, InterpolateMode, Op, PadMode, PoolAttrs, SliceRange,
-    ValueId,
+    Comparison, ConvAttrs, ElementKind, Graph, InterpolateMode, MathFn, Op, PadMode, PoolAttrs,
+    SliceRange, ValueId,
 };
 use crate::tensor::ConstTensor;
 
@@ -485,6 +485,19 @@ impl Converter<'_> {
             F::Exp(o) => self.unary(Op::Exp, &o.input, &o.out),
             F::Sqrt(o) => self.unary(Op::Sqrt, &o.input, &o.out),
             F::Log(o) => self.unary(Op::Log, &o.input, &o.out),
+            F::Cos(o) => self.unary(Op::Math(MathFn::Cos), &o.input, &o.out),
+            F::Sin(o) => self.unary(Op::Math(MathFn::Sin), &o.input, &o.out),
+            F::Tan(o) => self.unary(Op::Math(MathFn::Tan), &o.input, &o.out),
+            F::Cosh(o) => self.unary(Op::Math(MathFn::Cosh), &o.input, &o.out),
+            F::Sinh(o) => self.unary(Op::Math(MathFn::Sinh), &o.input, &o.out),
+            F::ArcCos(o) => self.unary(Op::Math(MathFn::Acos), &o.input, &o.out),
+            F::ArcSin(o) => self.unary(Op::Math(MathFn::Asin), &o.input, &o.out),
+            F::ArcTan(o) => self.unary(Op::Math(MathFn::Atan), &o.input, &o.out),
+            F::ArcCosh(o) => self.unary(Op::Math(MathFn::Acosh), &o.input, &o.out),
+            F::ArcSinh(o) => self.unary(Op::Math(MathFn::Asinh), &o.input, &o.out),
+            F::ArcTanh(o) => self.unary(Op::Math(MathFn::Atanh), &o.input, &o.out),
+            F::Floor(o) => self.unary(Op::Math(MathFn::Floor), &o.input, &o.out),
+            F::Ceil(o) => self.unary(Op::Math(MathFn::Ceil), &o.input, &o.out),
             F::Log1p(o) => {
                 // log(1 + x).
                 let x = self.input(&o.input)?;

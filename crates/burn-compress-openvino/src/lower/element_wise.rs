@@ -1,7 +1,7 @@
 //! One-to-one element-wise operations as a table; LeakyRelu (PRelu with a constant slope) and
 //! HardSigmoid (its alpha and beta as scalar inputs).
 
-use burn_compress_graph::{Comparison, Op};
+use burn_compress_graph::{Comparison, MathFn, Op};
 
 use super::Lowerer;
 use crate::error::Result;
@@ -46,6 +46,21 @@ pub(super) fn table(op: &Op) -> Option<ElementWise> {
         Op::Abs => plain("Abs", "opset1"),
         Op::Log => plain("Log", "opset1"),
         Op::Sign => plain("Sign", "opset1"),
+        Op::Math(f) => match f {
+            MathFn::Cos => plain("Cos", "opset1"),
+            MathFn::Sin => plain("Sin", "opset1"),
+            MathFn::Tan => plain("Tan", "opset1"),
+            MathFn::Cosh => plain("Cosh", "opset1"),
+            MathFn::Sinh => plain("Sinh", "opset1"),
+            MathFn::Acos => plain("Acos", "opset1"),
+            MathFn::Asin => plain("Asin", "opset1"),
+            MathFn::Atan => plain("Atan", "opset1"),
+            MathFn::Acosh => plain("Acosh", "opset4"),
+            MathFn::Asinh => plain("Asinh", "opset4"),
+            MathFn::Atanh => plain("Atanh", "opset4"),
+            MathFn::Floor => plain("Floor", "opset1"),
+            MathFn::Ceil => plain("Ceiling", "opset1"),
+        },
         Op::SoftPlus => plain("SoftPlus", "opset4"),
         Op::Power => numpy("Power"),
         Op::Compare(how) => numpy(match how {
