@@ -1,6 +1,7 @@
 //! One-call export: capture a Burn module, prepare the graph, lower it, write the IR atomically.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use burn::module::Module;
@@ -249,11 +250,27 @@ pub fn export_graph(
     // twice, and the disk works while the lowering does.
     let bin_file = bin_temp_file(path)?;
     let sink = bin_file.as_file().try_clone().map_err(io)?;
-    let mut ir = graph_into_ir(graph, options, IrModel::streaming_to(&options.name, sink))?;
-    let xml = to_xml(&ir).map_err(io)?;
-    ir.finish_bin().map_err(|source| ExportError::Io {
-        path: bin_path(path),
-        source,
+    let flusher = bin_file.as_file().try_clone().map_err(io)?;
+    let lowered = AtomicBool::new(false);
+    let (ir, xml) = std::thread::scope(|scope| {
+        // Hands what is written of the blob to the disk while the rest is produced, so that the
+        // final sync has little left to wait for (errors surface there).
+        let syncing = scope.spawn(|| {
+            while !lowered.load(Ordering::Acquire) {
+                let _ = flusher.sync_data();
+                std::thread::park_timeout(Duration::from_millis(20));
+            }
+        });
+        let ir = graph_into_ir(graph, options, IrModel::streaming_to(&options.name, sink));
+        lowered.store(true, Ordering::Release);
+        syncing.thread().unpark();
+        let mut ir = ir?;
+        let xml = to_xml(&ir).map_err(io)?;
+        ir.finish_bin().map_err(|source| ExportError::Io {
+            path: bin_path(path),
+            source,
+        })?;
+        Ok::<_, ExportError>((ir, xml))
     })?;
     let (xml_path, bin_path) = finish_pair(path, &xml, bin_file)?;
     Ok(ExportReport {
