@@ -112,7 +112,9 @@ fn main() {
     }
 }
 
-/// Time and memory of each export phase (`EXPORT_LARGE_PHASES=1`), as [`export`] runs them.
+/// Time and memory of each export phase (`EXPORT_LARGE_PHASES=1`), as [`export`] runs them
+/// except for its helper thread that syncs the `.bin` during the lowering (here the whole sync is
+/// the last phase).
 fn phases(model: &WideMlp, width: usize, xml_path: &std::path::Path) {
     use burn_compress::graph::{capture, prepare, CaptureOptions};
     use burn_compress::openvino::write::{bin_temp_file, finish_pair};
