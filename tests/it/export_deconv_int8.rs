@@ -8,11 +8,11 @@ use burn::nn::conv::{Conv2dConfig, ConvTranspose1dConfig, ConvTranspose2dConfig}
 use burn::nn::{LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::Tensor;
-use burn_compress::openvino::{compare, ExportOptions, Precision, Runtime};
+use burn_compress::openvino::ExportOptions;
 use burn_compress::quant::RangeInit;
 use burn_compress::quant::{OverflowFix, QConv2d, QConvTranspose1d, QConvTranspose2d, QLinear};
 
-use crate::common::{dev, is_int8, mnist, runtime_layers};
+use crate::common::{calibration_batches, dev, is_int8, mnist, mnist_agreement, runtime_layers};
 
 /// Encoder–decoder classifier: a strided convolution down to 14×14, a transposed convolution
 /// back up to 28×28, a transposed 1-D convolution over the rows, a linear head.
@@ -64,12 +64,7 @@ impl DeconvNet {
 #[test]
 fn quantized_transposed_convolutions_run_on_int8_kernels_and_agree_with_burn() {
     let data = mnist();
-    let calib = data.train.take(200);
-    let batches: Vec<Tensor<4>> = calib
-        .batch_indices(100, None)
-        .iter()
-        .map(|i| calib.batch(i, &dev()).0)
-        .collect();
+    let batches = calibration_batches(&data.train, 200);
     // Half-range weights everywhere: without VNNI, OpenVINO's u8 × i8 kernels saturate
     // full-range products (the same setting NNCF's `overflow_fix` makes).
     let q = burn_compress::quantize(DeconvNet::new())
@@ -109,17 +104,7 @@ fn quantized_transposed_convolutions_run_on_int8_kernels_and_agree_with_burn() {
     }
 
     // Top-1 agreement with Burn's fake-quantized forward over 1,000 test images.
-    let test = data.test.take(1000);
-    let mut runtime = Runtime::new().unwrap();
-    let mut compiled = runtime.compile(&xml, Precision::F32).unwrap();
-    let (mut reference, mut actual) = (Vec::new(), Vec::new());
-    for indices in test.batch_indices(250, None) {
-        let (x, _) = test.batch(&indices, &dev());
-        let input = x.to_data();
-        reference.extend(q.forward(x).into_data().try_to_vec::<f32>().unwrap());
-        actual.extend(compiled.infer(&input).unwrap().try_to_vec::<f32>().unwrap());
-    }
-    let c = compare(&reference, &actual, 10);
+    let c = mnist_agreement(&q, forward, &xml, &data.test.take(1000));
     println!("transposed convolutions, INT8 IR vs Burn: {c:?}");
     assert!(c.top1_agreement >= 0.999, "{c:?}");
 }

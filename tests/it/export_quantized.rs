@@ -11,14 +11,14 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Tensor, TensorData};
 use burn_compress::graph::{capture, prepare, CaptureOptions, Op};
-use burn_compress::openvino::{compare, export, ExportOptions, Precision, Runtime};
+use burn_compress::openvino::{compare, export, ExportOptions};
 use burn_compress::quant::RangeInit;
 use burn_compress_recipes::{Mnist, ReferenceCnn};
 
 use crate::common::models::{reference_cnn, ResNet};
 use crate::common::{
-    assert_int8_compute, assert_int8_layers, burn_forward, data, dev, is_int8, mnist, ov_forward,
-    runtime_compute_layers, standalone_fake_quantize,
+    assert_int8_compute, assert_int8_layers, burn_forward, calibration_batches, data, dev, is_int8,
+    mnist, mnist_agreement, ov_forward, runtime_compute_layers, standalone_fake_quantize,
 };
 
 fn fq<const D: usize>(x: Tensor<D>, il: Tensor<D>, r: Tensor<D>, levels: u32) -> Tensor<D> {
@@ -176,36 +176,13 @@ fn hand_written_fake_quantizers_are_recognised_and_run_in_openvino() {
 
 pub fn quantized_reference_cnn(data: &Mnist) -> (ReferenceCnn, ReferenceCnn) {
     let fp32 = reference_cnn(4).fold_batch_norms().unwrap();
-    let calib = data.train.take(300);
-    let batches: Vec<Tensor<4>> = calib
-        .batch_indices(100, None)
-        .iter()
-        .map(|i| calib.batch(i, &dev()).0)
-        .collect();
+    let batches = calibration_batches(&data.train, 300);
     let qat = burn_compress::quantize(fp32.valid())
         .init_ranges(RangeInit::MeanMinMax, batches, |m, x| {
             m.forward(x);
         })
         .unwrap();
     (fp32, qat)
-}
-
-/// Export of a quantized model; returns the xml path and the agreement over the test split.
-pub fn qat_agreement(
-    model: &ReferenceCnn,
-    xml: &Path,
-    test: &burn_compress_recipes::MnistSplit,
-) -> burn_compress::openvino::Comparison {
-    let mut runtime = Runtime::new().unwrap();
-    let mut compiled = runtime.compile(xml, Precision::F32).unwrap();
-    let (mut reference, mut actual) = (Vec::new(), Vec::new());
-    for indices in test.batch_indices(250, None) {
-        let (x, _) = test.batch(&indices, &dev());
-        let input = x.to_data();
-        reference.extend(model.forward(x).into_data().try_to_vec::<f32>().unwrap());
-        actual.extend(compiled.infer(&input).unwrap().try_to_vec::<f32>().unwrap());
-    }
-    compare(&reference, &actual, 10)
 }
 
 #[test]
@@ -244,7 +221,7 @@ fn qat_reference_cnn_exports_to_int8() {
         f.bin_bytes, q.bin_bytes
     );
     assert!(ratio <= 0.3, "INT8 .bin is {ratio:.3} of the FP32 .bin");
-    let c = qat_agreement(&qat, &int8_xml, &data.test);
+    let c = mnist_agreement(&qat, forward, &int8_xml, &data.test);
     println!(
         "QAT reference CNN vs OpenVINO INT8 on {} MNIST test images: top-1 agreement {:.4}, max logit diff {:.4}",
         c.rows, c.top1_agreement, c.max_abs_diff

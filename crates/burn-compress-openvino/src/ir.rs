@@ -336,6 +336,11 @@ impl IrModel {
         )[0]
     }
 
+    /// A scalar (rank-0) i64 constant: an axis, for one.
+    pub fn const_i64_scalar(&mut self, name: impl Into<String>, value: i64) -> PortRef {
+        self.add_const(name, ElementType::I64, &[], &value.to_le_bytes())
+    }
+
     /// A 1-D i64 constant.
     pub fn const_i64(&mut self, name: impl Into<String>, data: &[i64]) -> PortRef {
         let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();

@@ -9,8 +9,10 @@ use std::process::Command;
 use burn::module::{Module, Param, RunningState};
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor, TensorData};
-use burn_compress::openvino::{compare, eval, export, ExportOptions, Precision};
-use burn_compress_recipes::Mnist;
+use burn_compress::openvino::{
+    compare, eval, export, Comparison, ExportOptions, Precision, Runtime,
+};
+use burn_compress_recipes::{Mnist, MnistSplit};
 
 pub fn dev() -> Device {
     Device::flex()
@@ -306,4 +308,33 @@ pub fn ir_int8_weight(xml: &Path, param: &str) -> (Vec<usize>, Vec<i8>) {
         .map(|&b| b as i8)
         .collect();
     (shape, values)
+}
+
+/// The first `count` images of `split` in batches of 100, for range calibration.
+pub fn calibration_batches(split: &MnistSplit, count: usize) -> Vec<Tensor<4>> {
+    let calib = split.take(count);
+    calib
+        .batch_indices(100, None)
+        .iter()
+        .map(|i| calib.batch(i, &dev()).0)
+        .collect()
+}
+
+/// Burn's `forward` and the IR at `xml` in OpenVINO over every image of `split` (10 classes).
+pub fn mnist_agreement<M>(
+    model: &M,
+    forward: impl Fn(&M, Tensor<4>) -> Tensor<2>,
+    xml: &Path,
+    split: &MnistSplit,
+) -> Comparison {
+    let mut runtime = Runtime::new().unwrap();
+    let mut compiled = runtime.compile(xml, Precision::F32).unwrap();
+    let (mut reference, mut actual) = (Vec::new(), Vec::new());
+    for indices in split.batch_indices(250, None) {
+        let (x, _) = split.batch(&indices, &dev());
+        let input = x.to_data();
+        reference.extend(forward(model, x).into_data().try_to_vec::<f32>().unwrap());
+        actual.extend(compiled.infer(&input).unwrap().try_to_vec::<f32>().unwrap());
+    }
+    compare(&reference, &actual, 10)
 }

@@ -13,9 +13,7 @@ impl Lowerer<'_> {
     pub(super) fn gather(&mut self, i: usize, axis: usize) -> Result<()> {
         let p = self.input_ports(i)?;
         let name = format!("{}/axis", self.node_names[i]);
-        let axis = self
-            .ir
-            .add_const(name, ElementType::I64, &[], &(axis as i64).to_le_bytes());
+        let axis = self.ir.const_i64_scalar(name, axis as i64);
         self.emit(
             i,
             "Gather",
@@ -179,12 +177,7 @@ impl Lowerer<'_> {
             }],
         )[0];
         let index = self.ir.const_i64(format!("{base}/batch_axis"), &[0]);
-        let axis = self.ir.add_const(
-            format!("{base}/gather_axis"),
-            ElementType::I64,
-            &[],
-            &0i64.to_le_bytes(),
-        );
+        let axis = self.ir.const_i64_scalar(format!("{base}/gather_axis"), 0);
         Ok(self.ir.add_layer(
             "Gather",
             "opset8",
