@@ -156,6 +156,8 @@ fn interpolation_matches_burn() {
         ("bilinear_corners", InterpolateMode::Linear, true),
         ("bicubic", InterpolateMode::Cubic, false),
         ("bicubic_corners", InterpolateMode::Cubic, true),
+        ("lanczos3", InterpolateMode::Lanczos, false),
+        ("lanczos3_corners", InterpolateMode::Lanczos, true),
     ];
     for (name, mode, align_corners) in modes {
         // Up and down, integer and fractional ratios, and an output of one pixel.
@@ -182,6 +184,63 @@ fn interpolation_matches_burn() {
             check_fp32(&label, &resize, [2, 3, 6], |m, x| m.forward(x)),
         );
     }
+}
+
+/// Burn's CPU backends do not run nearest-exact (only its GPU kernels do): the IR is checked
+/// against PyTorch's definition, written out here, source index `min(floor((o + 0.5) * in / out),
+/// in - 1)` on each axis.
+#[test]
+fn nearest_exact_interpolation_takes_pytorchs_source_pixels() {
+    let (n, c) = (2, 3);
+    for (size, output) in [
+        ([4, 5], [8, 7]),
+        ([6, 8], [10, 5]),
+        ([7, 3], [3, 1]),
+        ([5, 5], [3, 2]),
+    ] {
+        let resize = Interpolate2dConfig::new()
+            .with_output_size(Some(output))
+            .with_mode(InterpolateMode::NearestExact)
+            .init();
+        let dir = tempfile::tempdir().unwrap();
+        let xml = dir.path().join("nearest_exact.xml");
+        export(
+            &resize,
+            [n, c, size[0], size[1]],
+            |m, x| m.forward(x),
+            &xml,
+            &ExportOptions::default(),
+        )
+        .unwrap();
+        let plane = size[0] * size[1];
+        let values: Vec<f32> = (0..n * c * plane).map(|v| v as f32).collect();
+        let input = TensorData::new(values, [n, c, size[0], size[1]]);
+        let got = ov_forward(&xml, &input);
+        let source = |o: usize, from: usize, to: usize| {
+            (((o as f64 + 0.5) * from as f64 / to as f64).floor() as usize).min(from - 1)
+        };
+        let mut expected = Vec::new();
+        for p in 0..n * c {
+            for y in 0..output[0] {
+                for x in 0..output[1] {
+                    let (sy, sx) = (source(y, size[0], output[0]), source(x, size[1], output[1]));
+                    expected.push((p * plane + sy * size[1] + sx) as f32);
+                }
+            }
+        }
+        assert_eq!(got, expected, "{size:?} -> {output:?}");
+    }
+}
+
+#[test]
+fn flip_matches_burn() {
+    let d = dev();
+    d.seed(5);
+    let conv = Conv2dConfig::new([2, 3], [3, 3]).init(&d);
+    let worst = check_fp32("flip", &conv, [2, 2, 7, 6], |m, x| {
+        m.forward(x.flip([1, 3])).flip([0, 2]).flip([-1])
+    });
+    assert_matches("flip", worst);
 }
 
 #[test]
@@ -485,12 +544,13 @@ fn embedding_of_integer_ids_matches_burn() {
 }
 
 #[test]
-fn integer_ops_inside_the_forward_are_refused_by_name() {
+fn float_to_integer_conversion_is_refused_by_name() {
     let d = dev();
     let embedding = EmbeddingConfig::new(10, 4).init(&d);
     let dir = tempfile::tempdir().unwrap();
     let xml = dir.path().join("embedding.xml");
-    // Ids computed from a float input (a cast): integer arithmetic is not modelled.
+    // Ids computed from a float input: float-to-integer conversion (its rounding) is not
+    // modelled.
     let err = export(
         &embedding,
         [2, 3],

@@ -47,3 +47,18 @@ pub fn mark_dynamic(primary: &mut Graph, other: &Graph) -> Result<()> {
     }
     Ok(())
 }
+
+/// Whether two traces record the same operations on the same values with the same ranks (they
+/// may differ in the sizes of dimensions).
+pub(crate) fn same_structure(a: &Graph, b: &Graph) -> bool {
+    a.nodes.len() == b.nodes.len()
+        && a.values.len() == b.values.len()
+        && a.nodes
+            .iter()
+            .zip(&b.nodes)
+            .all(|(x, y)| discriminant(&x.op) == discriminant(&y.op) && x.inputs == y.inputs)
+        && a.values
+            .iter()
+            .zip(&b.values)
+            .all(|(x, y)| x.shape.len() == y.shape.len())
+}

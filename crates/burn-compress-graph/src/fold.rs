@@ -58,8 +58,48 @@ pub fn apply(op: &Op, args: &[ConstTensor], out_shape: &[usize]) -> Option<Const
             unary(&|v| v.max(lo).min(hi))
         }
         Op::Slice { ranges } => slice(&args[0], ranges, out_shape),
+        Op::Flip { axes } => flip(&args[0], axes),
+        // Booleans are 0 and 1, integers exact: converting keeps the values.
+        Op::Convert => Some(args[0].clone()),
+        Op::Compare(how) => args[0].zip(&args[1], |a, b| truth(how.holds(a, b))).ok(),
+        Op::Not => unary(&|v| truth(v == 0.0)),
+        Op::And => args[0]
+            .zip(&args[1], |a, b| truth(a != 0.0 && b != 0.0))
+            .ok(),
+        Op::Or => args[0]
+            .zip(&args[1], |a, b| truth(a != 0.0 || b != 0.0))
+            .ok(),
+        Op::Expand => expand(&args[0], out_shape),
+        Op::Select => {
+            let condition = expand(&args[0], out_shape)?;
+            let then = expand(&args[1], out_shape)?;
+            let otherwise = expand(&args[2], out_shape)?;
+            let data = (condition.data.iter().zip(&then.data).zip(&otherwise.data))
+                .map(|((&c, &t), &e)| if c != 0.0 { t } else { e })
+                .collect();
+            ConstTensor::new(out_shape.to_vec(), data).ok()
+        }
         _ => None,
     }
+}
+
+/// A boolean as the graph stores it.
+fn truth(b: bool) -> f32 {
+    f32::from(u8::from(b))
+}
+
+/// `x` broadcast to `shape`.
+fn expand(x: &ConstTensor, shape: &[usize]) -> Option<ConstTensor> {
+    let target = ConstTensor::new(shape.to_vec(), vec![0.0; shape.iter().product()]).ok()?;
+    let expanded = x.zip(&target, |a, _| a).ok()?;
+    (expanded.shape == shape).then_some(expanded)
+}
+
+fn flip(x: &ConstTensor, axes: &[usize]) -> Option<ConstTensor> {
+    pick(x, &x.shape, |d, i| match axes.contains(&d) {
+        true => x.shape[d] - 1 - i,
+        false => i,
+    })
 }
 
 fn slice(
@@ -67,16 +107,29 @@ fn slice(
     ranges: &[crate::graph::SliceRange],
     out_shape: &[usize],
 ) -> Option<ConstTensor> {
+    pick(x, out_shape, |d, i| {
+        let (start, step) = ranges.get(d).map(|r| (r.start, r.step)).unwrap_or((0, 1));
+        start + i * step
+    })
+}
+
+/// The tensor of `out_shape` whose element at index `i` along each axis `d` is `x`'s at
+/// `source(d, i)` along that axis.
+fn pick(
+    x: &ConstTensor,
+    out_shape: &[usize],
+    source: impl Fn(usize, usize) -> usize,
+) -> Option<ConstTensor> {
     let strides = crate::tensor::strides(&x.shape);
     let n: usize = out_shape.iter().product();
     let mut data = Vec::with_capacity(n);
     let mut index = vec![0usize; out_shape.len()];
     for _ in 0..n {
-        let mut offset = 0;
-        for (d, &i) in index.iter().enumerate() {
-            let (start, step) = ranges.get(d).map(|r| (r.start, r.step)).unwrap_or((0, 1));
-            offset += (start + i * step) * strides[d];
-        }
+        let offset: usize = index
+            .iter()
+            .enumerate()
+            .map(|(d, &i)| source(d, i) * strides[d])
+            .sum();
         data.push(x.data[offset]);
         for d in (0..out_shape.len()).rev() {
             index[d] += 1;
@@ -102,6 +155,10 @@ pub fn fold_constants(graph: &mut Graph) -> usize {
             .collect();
         let Some(args) = args else { continue };
         let output = node.output;
+        // A value whose shape follows the batch stays computed.
+        if graph.value(output).dynamic.iter().any(|&d| d) {
+            continue;
+        }
         if let Some(result) = apply(&node.op, &args, &graph.value(output).shape) {
             // Keep a parameter-derived name readable.
             if let Some(param) = node
@@ -143,5 +200,59 @@ mod tests {
         assert_eq!(c.shape, vec![1, 3]);
         assert_eq!(c.data, vec![2.0, 4.0, 6.0]);
         g.validate().unwrap();
+    }
+
+    fn constant(shape: &[usize], data: &[f32]) -> ConstTensor {
+        ConstTensor::new(shape.to_vec(), data.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn folds_comparisons_boolean_logic_selects_expands_and_flips() {
+        use crate::graph::Comparison;
+        let rows = constant(&[2, 1], &[0.0, 1.0]);
+        let columns = constant(&[1, 3], &[0.0, 1.0, 2.0]);
+        // A lower-triangle mask: row > column.
+        let lower = apply(
+            &Op::Compare(Comparison::Greater),
+            &[rows.clone(), columns.clone()],
+            &[2, 3],
+        )
+        .unwrap();
+        assert_eq!(lower.data, vec![0.0, 0.0, 0.0, 1.0, 0.0, 0.0]);
+        let not = apply(&Op::Not, std::slice::from_ref(&lower), &[2, 3]).unwrap();
+        assert_eq!(not.data, vec![1.0, 1.0, 1.0, 0.0, 1.0, 1.0]);
+        let first_column = apply(
+            &Op::Compare(Comparison::Equal),
+            &[columns, ConstTensor::scalar(0.0)],
+            &[1, 3],
+        )
+        .unwrap();
+        let and = apply(&Op::And, &[not, first_column.clone()], &[2, 3]).unwrap();
+        assert_eq!(and.data, vec![1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        let or = apply(&Op::Or, &[lower.clone(), first_column], &[2, 3]).unwrap();
+        assert_eq!(or.data, vec![1.0, 0.0, 0.0, 1.0, 0.0, 0.0]);
+        let picked = apply(
+            &Op::Select,
+            &[
+                lower,
+                ConstTensor::scalar(-9.0),
+                constant(&[3], &[1.0, 2.0, 3.0]),
+            ],
+            &[2, 3],
+        )
+        .unwrap();
+        assert_eq!(picked.data, vec![1.0, 2.0, 3.0, -9.0, 2.0, 3.0]);
+        let expanded = apply(&Op::Expand, &[rows], &[2, 2]).unwrap();
+        assert_eq!(expanded.data, vec![0.0, 0.0, 1.0, 1.0]);
+        let grid = constant(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let flipped = apply(
+            &Op::Flip { axes: vec![0, 1] },
+            std::slice::from_ref(&grid),
+            &[2, 3],
+        )
+        .unwrap();
+        assert_eq!(flipped.data, vec![6.0, 5.0, 4.0, 3.0, 2.0, 1.0]);
+        let columns_flipped = apply(&Op::Flip { axes: vec![1] }, &[grid], &[2, 3]).unwrap();
+        assert_eq!(columns_flipped.data, vec![3.0, 2.0, 1.0, 6.0, 5.0, 4.0]);
     }
 }

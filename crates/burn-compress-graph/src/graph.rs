@@ -91,6 +91,19 @@ pub enum Comparison {
     Equal,
 }
 
+impl Comparison {
+    /// Whether `a` compares with `b` this way.
+    pub fn holds(self, a: f32, b: f32) -> bool {
+        match self {
+            Comparison::Greater => a > b,
+            Comparison::GreaterEqual => a >= b,
+            Comparison::Less => a < b,
+            Comparison::LessEqual => a <= b,
+            Comparison::Equal => a == b,
+        }
+    }
+}
+
 /// Pooling attributes (2-D).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolAttrs {
@@ -138,6 +151,12 @@ pub enum InterpolateMode {
     Bilinear,
     /// Bicubic (Keys, a = -0.75).
     Bicubic,
+    /// Nearest neighbour at source index `min(floor((o + 0.5) * in / out), in - 1)` (PyTorch's
+    /// `nearest-exact`).
+    NearestExact,
+    /// Lanczos, `a = 3`, taps that fall outside the input skipped and the rest renormalised
+    /// (Burn's definition; separable, one linear map per axis).
+    Lanczos3,
 }
 
 /// The operations the graph models. Inputs are listed per variant; all ops have one output.
@@ -230,6 +249,22 @@ pub enum Op {
     /// `[condition, then, else]`: `then` where the boolean `condition` holds, else `else`
     /// (broadcasting; Burn's `mask_where` / `mask_fill`).
     Select,
+    /// `[x]` converted to the output's element kind (a float from an integer or a boolean, an
+    /// integer from a boolean).
+    Convert,
+    /// `[x]`, boolean negation.
+    Not,
+    /// `[a, b]`, boolean and, broadcasting.
+    And,
+    /// `[a, b]`, boolean or, broadcasting.
+    Or,
+    /// `[x]` broadcast to the output's shape (which may follow the batch).
+    Expand,
+    /// `[x]` repeated `repeats[axis]` times along each axis.
+    Tile {
+        /// Repetitions per axis.
+        repeats: Vec<usize>,
+    },
     /// `[x]`.
     Softmax {
         /// Normalised axis.
@@ -304,6 +339,11 @@ pub enum Op {
     Slice {
         /// Ranges.
         ranges: Vec<SliceRange>,
+    },
+    /// `[x]` with the order of its elements reversed along each of `axes`.
+    Flip {
+        /// Reversed axes.
+        axes: Vec<usize>,
     },
     /// `[x, update]`: `x` with the slice `ranges` (as in [`Op::Slice`]) replaced by `update`.
     SliceAssign {

@@ -368,6 +368,15 @@ impl Analysis<'_> {
                 });
                 self.set(out, view);
             }
+            Op::Flip { axes } => {
+                let view = first.map(|mut v| {
+                    if axes.contains(&v.axis) {
+                        v.positions.reverse();
+                    }
+                    v
+                });
+                self.set(out, view);
+            }
             Op::Concat { axis } => self.concat(&node.inputs, out, *axis),
             // A gathered table's columns (an embedding's features) could follow its consumers,
             // but the table is no Conv/Linear weight: not modelled.
@@ -376,6 +385,12 @@ impl Analysis<'_> {
             | Op::Power
             | Op::Compare(_)
             | Op::Select
+            | Op::Convert
+            | Op::Not
+            | Op::And
+            | Op::Or
+            | Op::Expand
+            | Op::Tile { .. }
             | Op::SliceAssign { .. }
             | Op::Full { .. }
             | Op::DeformConv { .. }

@@ -4,8 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use burn::backend::capture::TensorId;
 use burn::backend::ir::{
-    ActivationOperationIr, BaseOperationIr, FloatOperationIr, InterpolateModeIr, ModuleOperationIr,
-    NumericOperationIr, OperationIr, PadModeIr, ScalarIr, TensorIr,
+    ActivationOperationIr, BaseOperationIr, BoolOperationIr, FloatOperationIr, IntOperationIr,
+    InterpolateModeIr, ModuleOperationIr, NumericOperationIr, OperationIr, PadModeIr, ScalarIr,
+    TensorIr,
 };
 use burn::tensor::{DType, TensorData};
 
@@ -99,12 +100,7 @@ impl<'a> Converter<'a> {
                 format!("input{i}")
             };
             let v = self.graph.add_input(name, shape);
-            if matches!(
-                dtype,
-                DType::I64 | DType::I32 | DType::I16 | DType::I8 | DType::U32 | DType::U8
-            ) {
-                self.graph.values[v.0].element = ElementKind::Integer;
-            }
+            self.graph.values[v.0].element = element_of(dtype);
             self.ids.insert(*id, v);
         }
         for op in operations {
@@ -141,6 +137,38 @@ fn scalar(s: &ScalarIr) -> f64 {
     }
 }
 
+/// The graph's element kind of a Burn dtype.
+fn element_of(dtype: DType) -> ElementKind {
+    if dtype.is_bool() {
+        ElementKind::Boolean
+    } else if dtype.is_int() || dtype.is_uint() {
+        ElementKind::Integer
+    } else {
+        ElementKind::Float
+    }
+}
+
+/// Integers of at most this magnitude are exact in the graph's `f32` constants.
+const EXACT_INTEGER: f32 = (1u32 << 24) as f32;
+
+/// The values of a recorded integer or boolean tensor as `f32` (booleans as 0 and 1); `None`
+/// where an integer is too large to be exact.
+fn non_float_values(data: &TensorData) -> Option<Vec<f32>> {
+    if data.dtype().is_bool() {
+        return Some(
+            data.iter::<bool>()
+                .map(|b| f32::from(u8::from(b)))
+                .collect(),
+        );
+    }
+    data.iter::<i64>()
+        .map(|v| {
+            let f = v as f32;
+            (f.abs() <= EXACT_INTEGER).then_some(f)
+        })
+        .collect()
+}
+
 fn first_word(debug: String) -> String {
     debug
         .split(|c: char| !c.is_alphanumeric())
@@ -169,7 +197,7 @@ impl Converter<'_> {
             GraphError::Invalid(format!("tensor {id} is read before it is produced"))
         })?;
         let dtype = data.dtype();
-        if !dtype.is_float() {
+        if !(dtype.is_float() || dtype.is_int() || dtype.is_uint() || dtype.is_bool()) {
             return Err(GraphError::DType {
                 dtype: format!("{dtype:?}"),
                 tensor: name,
@@ -185,16 +213,23 @@ impl Converter<'_> {
                 data: Vec::new(),
             },
             Constants::Values => {
-                let floats: Vec<f32> = if data.dtype() == DType::F32 {
+                let floats: Vec<f32> = if dtype == DType::F32 {
                     data.try_into_vec::<f32>()
                         .map_err(|e| GraphError::Capture(format!("{e:?}")))?
-                } else {
+                } else if dtype.is_float() {
                     data.iter::<f32>().collect()
+                } else {
+                    non_float_values(&data).ok_or_else(|| GraphError::DType {
+                        dtype: format!("{dtype:?} beyond ±2^24"),
+                        tensor: name.clone(),
+                        path: param.clone().unwrap_or_else(|| "<root>".into()),
+                    })?
                 };
                 ConstTensor::new(shape, floats)?
             }
         };
         let v = self.graph.add_constant(name, constant, param);
+        self.graph.values[v.0].element = element_of(dtype);
         self.ids.insert(*id, v);
         Ok(v)
     }
@@ -204,14 +239,22 @@ impl Converter<'_> {
     }
 
     fn scalar_const(&mut self, value: f64) -> ValueId {
+        self.scalar_like(value, ElementKind::Float)
+    }
+
+    /// A scalar constant of `element` kind (the operand of an integer operation is an integer).
+    fn scalar_like(&mut self, value: f64, element: ElementKind) -> ValueId {
         let n = self.graph.values.len();
-        self.graph.add_constant(
+        let v = self.graph.add_constant(
             format!("scalar{n}"),
             ConstTensor::scalar(value as f32),
             None,
-        )
+        );
+        self.graph.values[v.0].element = element;
+        v
     }
 
+    /// The node of `op` on `inputs`, producing Burn's `out` (its element kind too).
     fn node(&mut self, op: Op, inputs: Vec<ValueId>, out: &TensorIr) -> ValueId {
         let v = self.graph.add_node(
             op,
@@ -219,6 +262,7 @@ impl Converter<'_> {
             format!("t{}", out.id.value()),
             out.shape.to_vec(),
         );
+        self.graph.values[v.0].element = element_of(out.dtype);
         self.ids.insert(out.id, v);
         v
     }
@@ -244,7 +288,8 @@ impl Converter<'_> {
         out: &TensorIr,
     ) -> Result<()> {
         let a = self.input(lhs)?;
-        let b = self.scalar_const(scalar(rhs));
+        let element = self.graph.value(a).element;
+        let b = self.scalar_like(scalar(rhs), element);
         self.node(op, vec![a, b], out);
         Ok(())
     }
@@ -263,9 +308,7 @@ impl Converter<'_> {
         rhs: &TensorIr,
         out: &TensorIr,
     ) -> Result<()> {
-        self.binary(Op::Compare(how), lhs, rhs, out)?;
-        self.mark_boolean(out);
-        Ok(())
+        self.binary(Op::Compare(how), lhs, rhs, out)
     }
 
     /// A comparison with a scalar; its output is boolean.
@@ -276,14 +319,7 @@ impl Converter<'_> {
         rhs: &ScalarIr,
         out: &TensorIr,
     ) -> Result<()> {
-        self.with_scalar(Op::Compare(how), lhs, rhs, out)?;
-        self.mark_boolean(out);
-        Ok(())
-    }
-
-    fn mark_boolean(&mut self, out: &TensorIr) {
-        let v = self.ids[&out.id];
-        self.graph.values[v.0].element = ElementKind::Boolean;
+        self.with_scalar(Op::Compare(how), lhs, rhs, out)
     }
 
     fn unsupported(&mut self, name: String, op: &OperationIr) -> Result<()> {
@@ -309,12 +345,15 @@ impl Converter<'_> {
             OperationIr::Float(_, op) => self.float(op, operation),
             OperationIr::Module(op) => self.module(op, operation),
             OperationIr::Activation(op) => self.activation(op, operation),
-            OperationIr::BaseInt(op) | OperationIr::BaseBool(op) => {
-                self.unsupported(first_word(format!("{op:?}")), operation)
+            OperationIr::BaseInt(op) | OperationIr::BaseBool(op) => self.base(op, operation),
+            OperationIr::NumericInt(_, op) => self.numeric_int(op, operation),
+            OperationIr::Int(IntOperationIr::IntoFloat(o)) => {
+                self.unary(Op::Convert, &o.input, &o.out)
             }
-            OperationIr::NumericInt(_, op) => {
+            OperationIr::Int(op) => {
                 self.unsupported(format!("Int{}", first_word(format!("{op:?}"))), operation)
             }
+            OperationIr::Bool(op) => self.boolean(op, operation),
             other => self.unsupported(first_word(format!("{other:?}")), operation),
         }
     }
@@ -344,6 +383,13 @@ impl Converter<'_> {
                 }
                 None => self.unsupported("SliceAssign with a negative step".into(), whole),
             },
+            BaseOperationIr::Flip(o) => self.unary(
+                Op::Flip {
+                    axes: o.axes.clone(),
+                },
+                &o.input,
+                &o.out,
+            ),
             BaseOperationIr::Zeros(o) => self.full(0.0, &o.out),
             BaseOperationIr::Ones(o) => self.full(1.0, &o.out),
             BaseOperationIr::Cat(o) => {
@@ -391,15 +437,27 @@ impl Converter<'_> {
             }
             BaseOperationIr::MaskFill(o) => {
                 let mask = self.input(&o.mask)?;
-                let value = self.scalar_const(scalar(&o.value));
                 let tensor = self.input(&o.tensor)?;
+                let element = self.graph.value(tensor).element;
+                let value = self.scalar_like(scalar(&o.value), element);
                 self.node(Op::Select, vec![mask, value, tensor], &o.out);
                 Ok(())
             }
-            BaseOperationIr::Cast(o) if o.input.dtype == o.out.dtype => {
+            BaseOperationIr::Cast(o) if element_of(o.input.dtype) == element_of(o.out.dtype) => {
+                // Every float is f32 in the graph, every integer i64.
                 let x = self.input(&o.input)?;
                 self.ids.insert(o.out.id, x);
                 Ok(())
+            }
+            BaseOperationIr::Cast(o) => self.unary(Op::Convert, &o.input, &o.out),
+            BaseOperationIr::Expand(o) => self.unary(Op::Expand, &o.input, &o.out),
+            BaseOperationIr::Select(o) => {
+                self.binary(Op::Gather { axis: o.dim }, &o.tensor, &o.indices, &o.out)
+            }
+            BaseOperationIr::RepeatDim(o) => {
+                let mut repeats = vec![1; o.tensor.shape.num_dims()];
+                repeats[o.dim] = o.times;
+                self.unary(Op::Tile { repeats }, &o.tensor, &o.out)
             }
             other => self.unsupported(first_word(format!("{other:?}")), whole),
         }
@@ -476,6 +534,35 @@ impl Converter<'_> {
                 &o.out,
             ),
             other => self.unsupported(first_word(format!("{other:?}")), whole),
+        }
+    }
+
+    /// Integer arithmetic: what [`Converter::numeric`] does where integers and `f32` agree
+    /// (sums, differences, products, comparisons, clamping, padding); integer division,
+    /// remainders and means round differently and are refused.
+    fn numeric_int(&mut self, op: &NumericOperationIr, whole: &OperationIr) -> Result<()> {
+        use NumericOperationIr as N;
+        match op {
+            N::Div(_)
+            | N::DivScalar(_)
+            | N::Rem(_)
+            | N::RemScalar(_)
+            | N::MeanDim(_)
+            | N::Mean(_) => {
+                self.unsupported(format!("Int{}", first_word(format!("{op:?}"))), whole)
+            }
+            _ => self.numeric(op, whole),
+        }
+    }
+
+    fn boolean(&mut self, op: &BoolOperationIr, whole: &OperationIr) -> Result<()> {
+        use BoolOperationIr as B;
+        match op {
+            B::IntoFloat(o) | B::IntoInt(o) => self.unary(Op::Convert, &o.input, &o.out),
+            B::Not(o) => self.unary(Op::Not, &o.input, &o.out),
+            B::And(o) => self.binary(Op::And, &o.lhs, &o.rhs, &o.out),
+            B::Or(o) => self.binary(Op::Or, &o.lhs, &o.rhs, &o.out),
+            other => self.unsupported(format!("Bool{}", first_word(format!("{other:?}"))), whole),
         }
     }
 
@@ -558,15 +645,7 @@ impl Converter<'_> {
                 }
                 Ok(())
             }
-            M::Embedding(o) => {
-                let weights = self.input(&o.weights)?;
-                let Some(&indices) = self.ids.get(&o.indices.id) else {
-                    // Indices computed inside the forward (integer arithmetic is not modelled).
-                    return self.unsupported("Embedding of computed indices".into(), whole);
-                };
-                self.node(Op::Gather { axis: 0 }, vec![weights, indices], &o.out);
-                Ok(())
-            }
+            M::Embedding(o) => self.binary(Op::Gather { axis: 0 }, &o.weights, &o.indices, &o.out),
             M::DeformableConv2d(o) => {
                 let conv = conv_attrs(
                     &o.options.stride,
@@ -743,10 +822,8 @@ impl Converter<'_> {
                     InterpolateModeIr::Nearest => InterpolateMode::Nearest,
                     InterpolateModeIr::Bilinear => InterpolateMode::Bilinear,
                     InterpolateModeIr::Bicubic => InterpolateMode::Bicubic,
-                    InterpolateModeIr::NearestExact | InterpolateModeIr::Lanczos3 => {
-                        let name = format!("Interpolate{:?}", o.options.mode);
-                        return self.unsupported(name, whole);
-                    }
+                    InterpolateModeIr::NearestExact => InterpolateMode::NearestExact,
+                    InterpolateModeIr::Lanczos3 => InterpolateMode::Lanczos3,
                 };
                 let op = Op::Interpolate {
                     mode,

@@ -10,7 +10,7 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::kind::Basic;
 use burn::tensor::{Device, Float, Int, Tensor};
 
-use crate::dynamic::mark_dynamic;
+use crate::dynamic::{mark_dynamic, same_structure};
 use crate::error::{GraphError, Result};
 use crate::graph::Graph;
 
@@ -41,7 +41,9 @@ impl Default for CaptureOptions {
 /// model and its training state are untouched, its weights are not copied there); parameters
 /// become constants named by their module path (`conv1.weight`), their values read once from
 /// the model. With `options.dynamic_batch`, the forward is traced a second time with
-/// another batch size and every dimension that changed with it is marked dynamic.
+/// another batch size and every dimension that changed with it is marked dynamic; where Burn
+/// records other operations at the other batch size (it picks some kernels by shape), the
+/// graph is traced at the first two neighbouring batch sizes above both that record the same.
 pub fn capture<M, K, const D: usize, const O: usize>(
     model: &M,
     input_shape: [usize; D],
@@ -52,24 +54,80 @@ where
     M: Module,
     K: CaptureInput,
 {
+    if !options.dynamic_batch {
+        let graph = trace(model, input_shape, &forward, Constants::Values)?;
+        graph.check_supported()?;
+        return Ok(graph);
+    }
+    if D == 0 {
+        return Err(GraphError::DynamicBatch("the input is a scalar".into()));
+    }
+    let with_batch = |batch: usize| {
+        let mut shape = input_shape;
+        shape[0] = batch;
+        shape
+    };
     // The trace at another batch size only shows which dimensions follow the batch: it keeps no
     // constant values.
-    let other = if options.dynamic_batch {
-        if D == 0 {
-            return Err(GraphError::DynamicBatch("the input is a scalar".into()));
-        }
-        let mut other_shape = input_shape;
-        other_shape[0] = if input_shape[0] == 2 { 3 } else { 2 };
-        Some(trace(model, other_shape, &forward, Constants::ShapesOnly)?)
-    } else {
-        None
-    };
+    let batch = input_shape[0];
+    let other_batch = if batch == 2 { 3 } else { 2 };
+    let other = trace(
+        model,
+        with_batch(other_batch),
+        &forward,
+        Constants::ShapesOnly,
+    )?;
     let mut graph = trace(model, input_shape, &forward, Constants::Values)?;
-    if let Some(other) = other {
+    if !same_structure(&graph, &other) {
+        // Burn picks some kernels by shape (a Linear over `[batch, rows, features]` folds the
+        // batch into the rows when that makes its matmul squarer), so the recorded operations
+        // can differ between two batch sizes while every batch computes the same function.
+        // Look for two neighbouring batch sizes that record the same operations and trace
+        // there; report the first difference if none do.
+        match stable_batches(model, input_shape, &forward, batch.max(other_batch) + 1)? {
+            Some((first, second)) => {
+                graph = trace(model, with_batch(first), &forward, Constants::Values)?;
+                mark_dynamic(&mut graph, &second)?;
+            }
+            None => mark_dynamic(&mut graph, &other)?,
+        }
+    } else {
         mark_dynamic(&mut graph, &other)?;
     }
     graph.check_supported()?;
     Ok(graph)
+}
+
+/// Batch sizes tried by [`stable_batches`] after the first.
+const BATCH_SEARCH: usize = 6;
+
+/// The first batch size from `start` on whose shapes-only trace records the same operations as
+/// the trace at the next batch size, with that next trace; `None` if no such pair is found
+/// among [`BATCH_SEARCH`] sizes.
+fn stable_batches<M, K, const D: usize, const O: usize>(
+    model: &M,
+    input_shape: [usize; D],
+    forward: &impl Fn(&M, Tensor<D, K>) -> Tensor<O>,
+    start: usize,
+) -> Result<Option<(usize, Graph)>>
+where
+    M: Module,
+    K: CaptureInput,
+{
+    let shapes_at = |batch: usize| {
+        let mut shape = input_shape;
+        shape[0] = batch;
+        trace(model, shape, forward, Constants::ShapesOnly)
+    };
+    let mut previous = shapes_at(start)?;
+    for batch in start + 1..=start + BATCH_SEARCH {
+        let next = shapes_at(batch)?;
+        if same_structure(&previous, &next) {
+            return Ok(Some((batch - 1, next)));
+        }
+        previous = next;
+    }
+    Ok(None)
 }
 
 /// What a trace keeps of its constants.

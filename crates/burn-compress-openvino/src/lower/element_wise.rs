@@ -1,5 +1,5 @@
-//! One-to-one element-wise operations as a table; LeakyRelu (PRelu with a constant slope) and
-//! HardSigmoid (its alpha and beta as scalar inputs).
+//! One-to-one element-wise operations as a table; LeakyRelu (PRelu with a constant slope),
+//! HardSigmoid (its alpha and beta as scalar inputs) and element type conversion.
 
 use burn_compress_graph::{Comparison, MathFn, Op};
 
@@ -71,6 +71,9 @@ pub(super) fn table(op: &Op) -> Option<ElementWise> {
             Comparison::Equal => "Equal",
         }),
         Op::Select => numpy("Select"),
+        Op::Not => plain("LogicalNot", "opset1"),
+        Op::And => numpy("LogicalAnd"),
+        Op::Or => numpy("LogicalOr"),
         Op::Round => ElementWise {
             attrs: vec![attr("mode", "half_to_even")],
             ..plain("Round", "opset5")
@@ -92,6 +95,20 @@ pub(super) fn table(op: &Op) -> Option<ElementWise> {
 }
 
 impl Lowerer<'_> {
+    /// Convert-1 to node `i`'s output element type.
+    pub(super) fn convert(&mut self, i: usize) -> Result<()> {
+        let x = self.port_of(self.graph.nodes[i].inputs[0])?;
+        let to = self.out_port(self.graph.nodes[i].output).element;
+        self.emit(
+            i,
+            "Convert",
+            "opset1",
+            vec![attr("destination_type", to.name())],
+            &[x],
+        );
+        Ok(())
+    }
+
     pub(super) fn leaky_relu(&mut self, i: usize, slope: f64) -> Result<()> {
         let node = self.graph.nodes[i].clone();
         let x = self.port_of(node.inputs[0])?;

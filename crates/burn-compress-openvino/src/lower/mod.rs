@@ -221,7 +221,29 @@ impl<'g> Lowerer<'g> {
         if let Some(p) = self.ports.get(&v) {
             return Ok(*p);
         }
-        let p = self.weight(v, Layout::AsIs)?;
+        let value = self.graph.value(v);
+        let (name, element) = (value.name.clone(), value.element);
+        let typed = match element {
+            ElementKind::Float => None,
+            _ => self.constant_tensor(v),
+        };
+        let p = match typed {
+            // Integers (exact in the graph's f32) as i64, booleans as one byte each.
+            Some(c) if element == ElementKind::Integer => {
+                let bytes: Vec<u8> = c
+                    .data
+                    .iter()
+                    .flat_map(|&x| (x as i64).to_le_bytes())
+                    .collect();
+                self.ir.add_const(name, ElementType::I64, &c.shape, &bytes)
+            }
+            Some(c) => {
+                let bytes: Vec<u8> = c.data.iter().map(|&x| u8::from(x != 0.0)).collect();
+                self.ir
+                    .add_const(name, ElementType::Boolean, &c.shape, &bytes)
+            }
+            None => self.weight(v, Layout::AsIs)?,
+        };
         self.ports.insert(v, p);
         Ok(p)
     }
@@ -302,9 +324,13 @@ impl<'g> Lowerer<'g> {
                 Ok(())
             }
             Op::Slice { ranges } => self.slice(i, ranges),
+            Op::Flip { axes } => self.flip(i, axes),
             Op::Gather { axis } => self.gather(i, *axis),
             Op::SliceAssign { ranges } => self.slice_assign(i, ranges),
             Op::Full { value } => self.full(i, *value),
+            Op::Expand => self.expand(i),
+            Op::Tile { repeats } => self.tile(i, repeats),
+            Op::Convert => self.convert(i),
             Op::Unsupported { name } => Err(ExportError::Graph(
                 burn_compress_graph::GraphError::Unsupported {
                     op: name.clone(),

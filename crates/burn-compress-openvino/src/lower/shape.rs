@@ -1,6 +1,7 @@
-//! Shape and data-movement operations: Reshape (dynamic batch kept), Transpose, Slice,
-//! SliceScatter, Pad, Gather (the rows of an embedding table that integer ids name) and filled
-//! tensors (Broadcast of a value, to the run-time batch size where a dimension follows it).
+//! Shape and data-movement operations: Reshape (dynamic batch kept), Transpose, Slice, Flip,
+//! SliceScatter, Pad, Gather (the rows of an embedding table that integer ids name, Burn's
+//! `select`), Tile, and broadcasts (Burn's `expand` and filled tensors, to the run-time batch
+//! size where a dimension follows it).
 
 use burn_compress_graph::{PadMode, SliceRange};
 
@@ -60,6 +61,23 @@ impl Lowerer<'_> {
         Ok(())
     }
 
+    /// Slice-8 from the last element to before the first, step -1, along each of `axes` (the
+    /// dynamic batch axis too: the bounds do not depend on its size).
+    pub(super) fn flip(&mut self, i: usize, axes: &[usize]) -> Result<()> {
+        let x = self.port_of(self.graph.nodes[i].inputs[0])?;
+        let base = self.node_names[i].clone();
+        let n = axes.len();
+        let start = self.ir.const_i64(format!("{base}/start"), &vec![-1; n]);
+        let stop = self
+            .ir
+            .const_i64(format!("{base}/stop"), &vec![i64::MIN; n]);
+        let step = self.ir.const_i64(format!("{base}/step"), &vec![-1; n]);
+        let axes: Vec<i64> = axes.iter().map(|&a| a as i64).collect();
+        let axes = self.ir.const_i64(format!("{base}/axes"), &axes);
+        self.emit(i, "Slice", "opset8", vec![], &[x, start, stop, step, axes]);
+        Ok(())
+    }
+
     /// SliceScatter-15: input 0 with the slice `ranges` replaced by input 1.
     pub(super) fn slice_assign(&mut self, i: usize, ranges: &[SliceRange]) -> Result<()> {
         let p = self.input_ports(i)?;
@@ -102,15 +120,60 @@ impl Lowerer<'_> {
         ])
     }
 
-    /// Broadcast-3 of `value` to node `i`'s output shape; a dimension that follows the batch
-    /// takes the batch size of the first input at run time.
+    /// Broadcast-3 of `value` to node `i`'s output shape (a dimension that follows the batch
+    /// takes the batch size at run time), in the output's element type.
     pub(super) fn full(&mut self, i: usize, value: f64) -> Result<()> {
+        let base = self.node_names[i].clone();
+        let scalar = match self.out_port(self.graph.nodes[i].output).element {
+            ElementType::Boolean => self.ir.add_const(
+                format!("{base}/value"),
+                ElementType::Boolean,
+                &[],
+                &[u8::from(value != 0.0)],
+            ),
+            ElementType::I64 => self.ir.add_const(
+                format!("{base}/value"),
+                ElementType::I64,
+                &[],
+                &(value as i64).to_le_bytes(),
+            ),
+            _ => self
+                .ir
+                .const_f32(format!("{base}/value"), &[], &[value as f32]),
+        };
+        self.broadcast_to_output(i, scalar)
+    }
+
+    /// Broadcast-3 of input 0 to node `i`'s output shape (Burn's `expand`).
+    pub(super) fn expand(&mut self, i: usize) -> Result<()> {
+        let x = self.port_of(self.graph.nodes[i].inputs[0])?;
+        self.broadcast_to_output(i, x)
+    }
+
+    /// Tile-1 of input 0, `repeats` times along each axis.
+    pub(super) fn tile(&mut self, i: usize, repeats: &[usize]) -> Result<()> {
+        let out = self.graph.value(self.graph.nodes[i].output);
+        if let Some(axis) = (0..repeats.len()).find(|&a| out.dynamic[a] && repeats[a] != 1) {
+            return Err(self.err(
+                i,
+                format!("repeating along axis {axis}, which follows the batch"),
+            ));
+        }
+        let x = self.port_of(self.graph.nodes[i].inputs[0])?;
+        let repeats: Vec<i64> = repeats.iter().map(|&r| r as i64).collect();
+        let repeats = self
+            .ir
+            .const_i64(format!("{}/repeats", self.node_names[i]), &repeats);
+        self.emit(i, "Tile", "opset1", vec![], &[x, repeats]);
+        Ok(())
+    }
+
+    /// Broadcast-3 (numpy) of `x` to node `i`'s output shape; a dimension that follows the
+    /// batch takes the batch size of the first input at run time.
+    fn broadcast_to_output(&mut self, i: usize, x: PortRef) -> Result<()> {
         let g = self.graph;
         let out = g.value(g.nodes[i].output);
         let base = self.node_names[i].clone();
-        let scalar = self
-            .ir
-            .const_f32(format!("{base}/value"), &[], &[value as f32]);
         let shape = if out.dynamic.iter().any(|&d| d) {
             let batch = self.batch_size(i)?;
             let traced_batch = g.value(g.inputs[0]).shape[0];
@@ -150,7 +213,7 @@ impl Lowerer<'_> {
             "Broadcast",
             "opset3",
             vec![attr("mode", "numpy")],
-            &[scalar, shape],
+            &[x, shape],
         );
         Ok(())
     }
