@@ -12,6 +12,7 @@ mod export_fp32;
 mod export_layers;
 mod export_masks;
 mod export_quantized;
+mod export_reductions;
 mod export_tensor_layers;
 mod learner;
 mod pruning;

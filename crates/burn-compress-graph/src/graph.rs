@@ -76,6 +76,25 @@ impl MathFn {
     }
 }
 
+/// What [`Op::Reduce`] computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reduction {
+    /// Mean.
+    Mean,
+    /// Sum.
+    Sum,
+    /// Product.
+    Prod,
+    /// Maximum.
+    Max,
+    /// Minimum.
+    Min,
+    /// Whether every boolean holds.
+    All,
+    /// Whether any boolean holds.
+    Any,
+}
+
 /// How [`Op::Compare`] compares `a` with `b`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Comparison {
@@ -89,6 +108,8 @@ pub enum Comparison {
     LessEqual,
     /// `a == b`.
     Equal,
+    /// `a != b`.
+    NotEqual,
 }
 
 impl Comparison {
@@ -100,6 +121,7 @@ impl Comparison {
             Comparison::Less => a < b,
             Comparison::LessEqual => a <= b,
             Comparison::Equal => a == b,
+            Comparison::NotEqual => a != b,
         }
     }
 }
@@ -244,6 +266,12 @@ pub enum Op {
     SoftPlus,
     /// `[x, exponent]`, broadcasting.
     Power,
+    /// `[a, b]`: the remainder of `a / b` with the sign of `b` (Burn's and Python's), broadcasting.
+    FloorMod,
+    /// `[x]`: whether each value is NaN (boolean).
+    IsNan,
+    /// `[x]`: whether each value is infinite (boolean).
+    IsInf,
     /// `[a, b]`, broadcasting; the output is boolean.
     Compare(Comparison),
     /// `[condition, then, else]`: `then` where the boolean `condition` holds, else `else`
@@ -291,15 +319,31 @@ pub enum Op {
         /// Output spatial size.
         output_size: Vec<usize>,
     },
-    /// `[x]`, mean over axes, dimensions kept.
-    ReduceMean {
+    /// `[x]` reduced over `axes`, dimensions kept.
+    Reduce {
+        /// The reduction.
+        how: Reduction,
         /// Reduced axes.
         axes: Vec<usize>,
     },
-    /// `[x]`, sum over axes, dimensions kept.
-    ReduceSum {
-        /// Reduced axes.
-        axes: Vec<usize>,
+    /// `[x]`: the integer index of the first largest (or smallest) value along `axis`, the axis
+    /// kept with length one.
+    ArgExtreme {
+        /// Searched axis.
+        axis: usize,
+        /// Largest (argmax) or smallest (argmin).
+        largest: bool,
+    },
+    /// `[x]`, running sum along `axis`.
+    CumSum {
+        /// Summed axis.
+        axis: usize,
+    },
+    /// `[data, indices]`: `data` read along `axis` at the integer `indices` (of the output's
+    /// shape; Burn's `gather`).
+    GatherElements {
+        /// Indexed axis.
+        axis: usize,
     },
     /// `[x]`, padded before and after each axis.
     Pad {

@@ -24,7 +24,7 @@ pub use fake_quant::{match_fake_quantize, FakeQuantMatch};
 pub use fold::{eval_const, fold_constants};
 pub use graph::{
     Comparison, ConvAttrs, ElementKind, Graph, InterpolateMode, MathFn, Node, Op, PadMode,
-    PoolAttrs, SliceRange, Value, ValueId, ValueKind,
+    PoolAttrs, Reduction, SliceRange, Value, ValueId, ValueKind,
 };
 pub use passes::{prepare, PrepareReport};
 pub use tensor::ConstTensor;

@@ -337,7 +337,7 @@ impl Analysis<'_> {
                     self.set(out, first);
                 }
             }
-            Op::ReduceMean { axes } | Op::ReduceSum { axes } => {
+            Op::Reduce { axes, .. } => {
                 if first.as_ref().is_some_and(|v| axes.contains(&v.axis)) {
                     self.block_value(node.inputs[0], "summed over its channels");
                     self.set(out, None);
@@ -391,6 +391,12 @@ impl Analysis<'_> {
             | Op::Or
             | Op::Expand
             | Op::Tile { .. }
+            | Op::ArgExtreme { .. }
+            | Op::CumSum { .. }
+            | Op::GatherElements { .. }
+            | Op::FloorMod
+            | Op::IsNan
+            | Op::IsInf
             | Op::SliceAssign { .. }
             | Op::Full { .. }
             | Op::DeformConv { .. }

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use burn::backend::capture::TensorId;
 use burn::backend::ir::{
     ActivationOperationIr, BaseOperationIr, BoolOperationIr, FloatOperationIr, IntOperationIr,
-    InterpolateModeIr, ModuleOperationIr, NumericOperationIr, OperationIr, PadModeIr, ScalarIr,
-    TensorIr,
+    InterpolateModeIr, ModuleOperationIr, NumericOperationIr, OperationIr, PadModeIr,
+    ReduceDimOpIr, ScalarIr, TensorIr,
 };
 use burn::tensor::{DType, TensorData};
 
@@ -14,7 +14,7 @@ use super::Constants;
 use crate::error::{GraphError, Result};
 use crate::graph::{
     Comparison, ConvAttrs, ElementKind, Graph, InterpolateMode, MathFn, Op, PadMode, PoolAttrs,
-    SliceRange, ValueId,
+    Reduction, SliceRange, ValueId,
 };
 use crate::tensor::ConstTensor;
 
@@ -294,6 +294,50 @@ impl Converter<'_> {
         Ok(())
     }
 
+    /// A node of `op` on `inputs` whose output Burn did not record (a step of a decomposition);
+    /// its elements are of its first input's kind.
+    fn intermediate(
+        &mut self,
+        op: Op,
+        inputs: Vec<ValueId>,
+        what: &str,
+        shape: Vec<usize>,
+    ) -> ValueId {
+        let element = inputs
+            .first()
+            .map_or(ElementKind::Float, |&v| self.graph.value(v).element);
+        let n = self.graph.values.len();
+        let v = self.graph.add_node(op, inputs, format!("{what}{n}"), shape);
+        self.graph.values[v.0].element = element;
+        v
+    }
+
+    /// A reduction along one axis, kept with length one.
+    fn reduce_dim(&mut self, how: Reduction, o: &ReduceDimOpIr) -> Result<()> {
+        let op = Op::Reduce {
+            how,
+            axes: vec![o.axis],
+        };
+        self.unary(op, &o.input, &o.out)
+    }
+
+    /// A reduction over every axis into Burn's one-element `[1]`.
+    fn reduce_all(&mut self, how: Reduction, input: &TensorIr, out: &TensorIr) -> Result<()> {
+        let x = self.input(input)?;
+        self.reduce_all_of(how, x, out)
+    }
+
+    fn reduce_all_of(&mut self, how: Reduction, x: ValueId, out: &TensorIr) -> Result<()> {
+        let rank = self.graph.value(x).shape.len();
+        let op = Op::Reduce {
+            how,
+            axes: (0..rank).collect(),
+        };
+        let reduced = self.intermediate(op, vec![x], "reduce", vec![1; rank]);
+        self.node(Op::Reshape, vec![reduced], out);
+        Ok(())
+    }
+
     /// A node filling the output's shape with `value`.
     fn full(&mut self, value: f64, out: &TensorIr) -> Result<()> {
         self.node(Op::Full { value }, Vec::new(), out);
@@ -426,6 +470,16 @@ impl Converter<'_> {
             BaseOperationIr::EqualElem(o) => {
                 self.compare_scalar(Comparison::Equal, &o.lhs, &o.rhs, &o.out)
             }
+            BaseOperationIr::NotEqual(o) => {
+                self.compare(Comparison::NotEqual, &o.lhs, &o.rhs, &o.out)
+            }
+            BaseOperationIr::NotEqualElem(o) => {
+                self.compare_scalar(Comparison::NotEqual, &o.lhs, &o.rhs, &o.out)
+            }
+            BaseOperationIr::All(o) => self.reduce_all(Reduction::All, &o.input, &o.out),
+            BaseOperationIr::Any(o) => self.reduce_all(Reduction::Any, &o.input, &o.out),
+            BaseOperationIr::AllDim(o) => self.reduce_dim(Reduction::All, o),
+            BaseOperationIr::AnyDim(o) => self.reduce_dim(Reduction::Any, o),
             BaseOperationIr::MaskWhere(o) => {
                 let inputs = vec![
                     self.input(&o.mask)?,
@@ -451,6 +505,12 @@ impl Converter<'_> {
             }
             BaseOperationIr::Cast(o) => self.unary(Op::Convert, &o.input, &o.out),
             BaseOperationIr::Expand(o) => self.unary(Op::Expand, &o.input, &o.out),
+            BaseOperationIr::Gather(o) => self.binary(
+                Op::GatherElements { axis: o.dim },
+                &o.tensor,
+                &o.indices,
+                &o.out,
+            ),
             BaseOperationIr::Select(o) => {
                 self.binary(Op::Gather { axis: o.dim }, &o.tensor, &o.indices, &o.out)
             }
@@ -524,15 +584,58 @@ impl Converter<'_> {
             }
             N::PowiScalar(o) => self.with_scalar(Op::Power, &o.lhs, &o.rhs, &o.out),
             N::Full(o) => self.full(scalar(&o.value), &o.out),
-            N::MeanDim(o) => self.unary(Op::ReduceMean { axes: vec![o.axis] }, &o.input, &o.out),
-            N::SumDim(o) => self.unary(Op::ReduceSum { axes: vec![o.axis] }, &o.input, &o.out),
+            N::MeanDim(o) => self.reduce_dim(Reduction::Mean, o),
+            N::SumDim(o) => self.reduce_dim(Reduction::Sum, o),
+            N::ProdDim(o) => self.reduce_dim(Reduction::Prod, o),
+            N::MaxDim(o) => self.reduce_dim(Reduction::Max, o),
+            N::MinDim(o) => self.reduce_dim(Reduction::Min, o),
             N::SumDims(o) => self.unary(
-                Op::ReduceSum {
+                Op::Reduce {
+                    how: Reduction::Sum,
                     axes: o.axes.clone(),
                 },
                 &o.input,
                 &o.out,
             ),
+            N::Mean(o) => self.reduce_all(Reduction::Mean, &o.input, &o.out),
+            N::Sum(o) => self.reduce_all(Reduction::Sum, &o.input, &o.out),
+            N::Prod(o) => self.reduce_all(Reduction::Prod, &o.input, &o.out),
+            N::Max(o) => self.reduce_all(Reduction::Max, &o.input, &o.out),
+            N::Min(o) => self.reduce_all(Reduction::Min, &o.input, &o.out),
+            N::MaxAbs(o) => {
+                let x = self.input(&o.input)?;
+                let abs = self.intermediate(Op::Abs, vec![x], "max_abs", o.input.shape.to_vec());
+                self.reduce_all_of(Reduction::Max, abs, &o.out)
+            }
+            N::MaxAbsDim(o) => {
+                let x = self.input(&o.input)?;
+                let abs = self.intermediate(Op::Abs, vec![x], "max_abs", o.input.shape.to_vec());
+                let op = Op::Reduce {
+                    how: Reduction::Max,
+                    axes: vec![o.axis],
+                };
+                self.node(op, vec![abs], &o.out);
+                Ok(())
+            }
+            N::ArgMax(o) => self.unary(
+                Op::ArgExtreme {
+                    axis: o.axis,
+                    largest: true,
+                },
+                &o.input,
+                &o.out,
+            ),
+            N::ArgMin(o) => self.unary(
+                Op::ArgExtreme {
+                    axis: o.axis,
+                    largest: false,
+                },
+                &o.input,
+                &o.out,
+            ),
+            N::CumSum(o) => self.unary(Op::CumSum { axis: o.axis }, &o.input, &o.out),
+            N::Rem(o) => self.binary(Op::FloorMod, &o.lhs, &o.rhs, &o.out),
+            N::RemScalar(o) => self.with_scalar(Op::FloorMod, &o.lhs, &o.rhs, &o.out),
             other => self.unsupported(first_word(format!("{other:?}")), whole),
         }
     }
@@ -589,13 +692,8 @@ impl Converter<'_> {
                 // log(1 + x).
                 let x = self.input(&o.input)?;
                 let one = self.scalar_const(1.0);
-                let n = self.graph.values.len();
-                let shifted = self.graph.add_node(
-                    Op::Add,
-                    vec![x, one],
-                    format!("log1p{n}"),
-                    o.out.shape.to_vec(),
-                );
+                let shifted =
+                    self.intermediate(Op::Add, vec![x, one], "log1p", o.out.shape.to_vec());
                 self.node(Op::Log, vec![shifted], &o.out);
                 Ok(())
             }
@@ -605,6 +703,8 @@ impl Converter<'_> {
             F::Tanh(o) => self.unary(Op::Tanh, &o.input, &o.out),
             F::Round(o) => self.unary(Op::Round, &o.input, &o.out),
             F::Matmul(o) => self.binary(Op::MatMul, &o.lhs, &o.rhs, &o.out),
+            F::IsNan(o) => self.unary(Op::IsNan, &o.input, &o.out),
+            F::IsInf(o) => self.unary(Op::IsInf, &o.input, &o.out),
             F::Recip(o) => {
                 let one = self.scalar_const(1.0);
                 let x = self.input(&o.input)?;
@@ -881,16 +981,8 @@ impl Converter<'_> {
                 // log(sigmoid(x)) = -softplus(-x), without overflow for large |x|.
                 let x = self.input(&o.input)?;
                 let shape = o.out.shape.to_vec();
-                let n = self.graph.values.len();
-                let negated =
-                    self.graph
-                        .add_node(Op::Neg, vec![x], format!("log_sigmoid{n}"), shape.clone());
-                let softplus = self.graph.add_node(
-                    Op::SoftPlus,
-                    vec![negated],
-                    format!("log_sigmoid{}", n + 1),
-                    shape,
-                );
+                let negated = self.intermediate(Op::Neg, vec![x], "log_sigmoid", shape.clone());
+                let softplus = self.intermediate(Op::SoftPlus, vec![negated], "log_sigmoid", shape);
                 self.node(Op::Neg, vec![softplus], &o.out);
                 Ok(())
             }

@@ -314,8 +314,14 @@ impl<'g> Lowerer<'g> {
                 count_include_pad,
             } => self.avg_pool(i, pool, *count_include_pad),
             Op::AdaptiveAvgPool { output_size } => self.adaptive_avg_pool(i, output_size),
-            Op::ReduceMean { axes } => self.reduce(i, "ReduceMean", axes),
-            Op::ReduceSum { axes } => self.reduce(i, "ReduceSum", axes),
+            Op::Reduce { how, axes } => self.reduce(i, *how, axes),
+            Op::ArgExtreme { axis, largest } => self.arg_extreme(i, *axis, *largest),
+            Op::CumSum { axis } => self.cum_sum(i, *axis),
+            Op::GatherElements { axis } => {
+                let p = self.input_ports(i)?;
+                self.emit(i, "GatherElements", "opset6", vec![attr("axis", axis)], &p);
+                Ok(())
+            }
             Op::Reshape => self.reshape(i),
             Op::Transpose { perm } => self.transpose(i, perm),
             Op::Concat { axis } => {

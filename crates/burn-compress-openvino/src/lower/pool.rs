@@ -1,7 +1,8 @@
-//! Pooling and reductions: MaxPool (opset8 when dilated), AvgPool, AdaptiveAvgPool, ReduceMean
-//! and ReduceSum (dimensions kept).
+//! Pooling and reductions: MaxPool (opset8 when dilated), AvgPool, AdaptiveAvgPool,
+//! ReduceMean / ReduceSum / ReduceProd / ReduceMax / ReduceMin (dimensions kept), arg max / min
+//! (TopK) and running sums (CumSum).
 
-use burn_compress_graph::PoolAttrs;
+use burn_compress_graph::{PoolAttrs, Reduction};
 
 use super::{bool_str, Lowerer};
 use crate::error::Result;
@@ -76,7 +77,16 @@ impl Lowerer<'_> {
         Ok(())
     }
 
-    pub(super) fn reduce(&mut self, i: usize, kind: &str, axes: &[usize]) -> Result<()> {
+    pub(super) fn reduce(&mut self, i: usize, how: Reduction, axes: &[usize]) -> Result<()> {
+        let kind = match how {
+            Reduction::Mean => "ReduceMean",
+            Reduction::Sum => "ReduceSum",
+            Reduction::Prod => "ReduceProd",
+            Reduction::Max => "ReduceMax",
+            Reduction::Min => "ReduceMin",
+            Reduction::All => "ReduceLogicalAnd",
+            Reduction::Any => "ReduceLogicalOr",
+        };
         let node = self.graph.nodes[i].clone();
         let x = self.port_of(node.inputs[0])?;
         let a: Vec<i64> = axes.iter().map(|&d| d as i64).collect();
@@ -84,6 +94,43 @@ impl Lowerer<'_> {
             .ir
             .const_i64(format!("{}/axes", self.node_names[i]), &a);
         self.emit(i, kind, "opset1", vec![attr("keep_dims", "true")], &[x, c]);
+        Ok(())
+    }
+
+    /// TopK-11 with `k = 1`, values sorted and ties in input order (the first extreme, as Burn
+    /// returns it): its second output, the i64 index.
+    pub(super) fn arg_extreme(&mut self, i: usize, axis: usize, largest: bool) -> Result<()> {
+        let node = self.graph.nodes[i].clone();
+        let x = self.port_of(node.inputs[0])?;
+        let name = self.node_names[i].clone();
+        let k = self.ir.const_i64_scalar(format!("{name}/k"), 1);
+        let index = self.out_port(node.output);
+        let values = Port {
+            element: ElementType::F32,
+            dims: index.dims.clone(),
+        };
+        let attrs = vec![
+            attr("axis", axis),
+            attr("mode", if largest { "max" } else { "min" }),
+            attr("sort", "value"),
+            attr("index_element_type", "i64"),
+            attr("stable", "true"),
+        ];
+        let ports = self
+            .ir
+            .add_layer("TopK", "opset11", name, attrs, &[x, k], vec![values, index]);
+        self.ports.insert(node.output, ports[1]);
+        Ok(())
+    }
+
+    /// CumSum-3 along `axis`, inclusive, forward.
+    pub(super) fn cum_sum(&mut self, i: usize, axis: usize) -> Result<()> {
+        let x = self.port_of(self.graph.nodes[i].inputs[0])?;
+        let axis = self
+            .ir
+            .const_i64_scalar(format!("{}/axis", self.node_names[i]), axis as i64);
+        let attrs = vec![attr("exclusive", "false"), attr("reverse", "false")];
+        self.emit(i, "CumSum", "opset3", attrs, &[x, axis]);
         Ok(())
     }
 }
