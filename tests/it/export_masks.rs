@@ -14,10 +14,9 @@ use burn::nn::{
     Embedding, EmbeddingConfig, Linear, LinearConfig, PositionalEncoding, PositionalEncodingConfig,
     RotaryEncoding, RotaryEncodingConfig,
 };
-use burn::tensor::{Bool, Int, Tensor, TensorData};
-use burn_compress::openvino::{compare, export, ExportOptions};
+use burn::tensor::{Bool, Int, Tensor};
 
-use crate::common::{dev, ov_forward};
+use crate::common::{assert_ids_agree, dev};
 
 /// A one-layer causal language model: token and position embeddings, self-attention that
 /// masks padding (id 0) and the future, and a head over the vocabulary.
@@ -54,65 +53,26 @@ impl CausalLm {
     }
 }
 
-/// Runs the model in Burn (`forward`) and its IR in OpenVINO on `ids` (`[batch, length]`); the
-/// largest relative difference (outputs compared in rows of `classes`).
-fn agreement<M>(
-    xml: &std::path::Path,
-    ids: Vec<i64>,
-    shape: [usize; 2],
-    classes: usize,
-    forward: M,
-) -> f32
-where
-    M: Fn(Tensor<2, Int>) -> Vec<f32>,
-{
-    let input = TensorData::new(ids, shape);
-    let reference = forward(Tensor::from_data(input.clone(), &dev()));
-    let c = compare(&reference, &ov_forward(xml, &input), classes);
-    println!("{}: batch {}: {c:?}", xml.display(), shape[0]);
-    c.max_rel_diff
-}
-
 #[test]
 fn attention_masks_from_ids_and_length_match_burn() {
     dev().seed(71);
     let (vocab, length) = (20, 6);
     let model = CausalLm::new(vocab, length, 8);
-    let dir = tempfile::tempdir().unwrap();
-    let xml = dir.path().join("causal_lm.xml");
+    // The traced batch and another one; trailing padding (id 0) in some rows.
+    let id = |k: usize, seed: u64| {
+        let (row, column) = (k / length, k % length);
+        match column + row % 3 >= length {
+            true => 0,
+            false => (((k as u64 * 7919 + seed * 104_729) % (vocab as u64 - 1)) + 1) as i64,
+        }
+    };
     let forward = |m: &CausalLm, ids| m.forward(ids);
-    export(
-        &model,
-        [2, length],
-        forward,
-        &xml,
-        &ExportOptions::default(),
-    )
-    .unwrap();
-    let text = std::fs::read_to_string(&xml).unwrap();
+    let batches = [(2, 3), (5, 4)];
+    let text = assert_ids_agree("causal LM", &model, (length, vocab), &batches, id, forward);
     assert!(
         text.contains("element_type=\"boolean\""),
         "the masks stay boolean"
     );
-    // The traced batch and another one; trailing padding (id 0) in some rows.
-    for (batch, seed) in [(2usize, 3u64), (5, 4)] {
-        let ids: Vec<i64> = (0..batch * length)
-            .map(|k| {
-                let (row, column) = (k / length, k % length);
-                let padded = column + row % 3 >= length;
-                let id = ((k as u64 * 7919 + seed * 104_729) % (vocab as u64 - 1)) + 1;
-                if padded {
-                    0
-                } else {
-                    id as i64
-                }
-            })
-            .collect();
-        let worst = agreement(&xml, ids, [batch, length], vocab, |ids| {
-            model.forward(ids).into_data().try_to_vec::<f32>().unwrap()
-        });
-        assert!(worst < 1e-4, "causal LM, batch {batch}: {worst:.3e}");
-    }
 }
 
 /// Integer arithmetic on the ids, comparisons and boolean logic, an integer-to-float cast and a
@@ -152,19 +112,16 @@ fn integer_arithmetic_and_boolean_logic_match_burn() {
         embed: EmbeddingConfig::new(30, 4).init(&d),
         head: LinearConfig::new(8, 3).init(&d),
     };
-    let dir = tempfile::tempdir().unwrap();
-    let xml = dir.path().join("ids.xml");
+    let id = |k: usize, seed: u64| ((k as u64 * 7919 + seed * 104_729) % 14) as i64;
     let forward = |m: &IdArithmetic, ids| m.forward(ids);
-    export(&model, [2, 5], forward, &xml, &ExportOptions::default()).unwrap();
-    for (batch, seed) in [(2usize, 1u64), (4, 2)] {
-        let ids: Vec<i64> = (0..batch * 5)
-            .map(|k| ((k as u64 * 7919 + seed * 104_729) % 14) as i64)
-            .collect();
-        let worst = agreement(&xml, ids, [batch, 5], 3, |ids| {
-            model.forward(ids).into_data().try_to_vec::<f32>().unwrap()
-        });
-        assert!(worst < 1e-4, "id arithmetic, batch {batch}: {worst:.3e}");
-    }
+    assert_ids_agree(
+        "id arithmetic",
+        &model,
+        (5, 3),
+        &[(2, 1), (4, 2)],
+        id,
+        forward,
+    );
 }
 
 /// A transformer encoder over token embeddings with sinusoidal positions, rotary encoding on
@@ -210,30 +167,20 @@ fn transformer_encoder_with_masks_and_positional_encodings_matches_burn() {
             .init(&d),
         head: LinearConfig::new(width, 3).init(&d),
     };
-    let dir = tempfile::tempdir().unwrap();
-    let xml = dir.path().join("encoder.xml");
-    let forward = |m: &EncoderClassifier, ids| m.forward(ids);
     // At batch 2 Burn folds the batch into the rows of each Linear's matmul (10 × 8 is squarer
     // than 5 × 8), at batch 3 it does not: the capture traces at two batch sizes that agree.
-    export(
+    // The last position of every other row is padding.
+    let id = |k: usize, seed: u64| match k % length {
+        c if c + 1 == length && (k / length) % 2 == 1 => 0,
+        _ => (((k as u64 * 7919 + seed * 104_729) % (vocab as u64 - 1)) + 1) as i64,
+    };
+    let forward = |m: &EncoderClassifier, ids| m.forward(ids);
+    assert_ids_agree(
+        "encoder",
         &model,
-        [2, length],
+        (length, 3),
+        &[(2, 7), (3, 8)],
+        id,
         forward,
-        &xml,
-        &ExportOptions::default(),
-    )
-    .unwrap();
-    for (batch, seed) in [(2usize, 7u64), (3, 8)] {
-        let ids: Vec<i64> = (0..batch * length)
-            .map(|k| match k % length {
-                // The last position of every other row is padding.
-                c if c + 1 == length && (k / length) % 2 == 1 => 0,
-                _ => (((k as u64 * 7919 + seed * 104_729) % (vocab as u64 - 1)) + 1) as i64,
-            })
-            .collect();
-        let worst = agreement(&xml, ids, [batch, length], 3, |ids| {
-            model.forward(ids).into_data().try_to_vec::<f32>().unwrap()
-        });
-        assert!(worst < 1e-4, "encoder, batch {batch}: {worst:.3e}");
-    }
+    );
 }

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use burn::module::{Module, Param, RunningState};
 use burn::nn::{BatchNorm, BatchNormConfig};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use burn_compress::openvino::{
     compare, eval, export, Comparison, ExportOptions, Precision, Runtime,
 };
@@ -52,6 +52,46 @@ pub fn ov_forward(xml: &Path, input: &TensorData) -> Vec<f32> {
         .unwrap_or_else(|e| panic!("OpenVINO could not run {}: {e}", xml.display()))
         .try_to_vec::<f32>()
         .unwrap()
+}
+
+/// Exports `model` (traced on ids `[2, length]`, dynamic batch), runs `forward` in Burn and the
+/// IR in OpenVINO on integer ids `[batch, length]` for each `(batch, seed)` of `batches`, id `k`
+/// (row-major) being `id(k, seed)`, and asserts they agree within 1e-4 relative (outputs
+/// compared in rows of `classes`). Returns the IR's XML.
+pub fn assert_ids_agree<M: Module, const O: usize>(
+    label: &str,
+    model: &M,
+    (length, classes): (usize, usize),
+    batches: &[(usize, u64)],
+    id: impl Fn(usize, u64) -> i64,
+    forward: impl Fn(&M, Tensor<2, Int>) -> Tensor<O>,
+) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join(format!("{}.xml", label.replace(' ', "_")));
+    export(
+        model,
+        [2, length],
+        &forward,
+        &xml,
+        &ExportOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{label}: export failed: {e}"));
+    for &(batch, seed) in batches {
+        let ids: Vec<i64> = (0..batch * length).map(|k| id(k, seed)).collect();
+        let input = TensorData::new(ids, [batch, length]);
+        let reference = forward(model, Tensor::from_data(input.clone(), &dev()))
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let c = compare(&reference, &ov_forward(&xml, &input), classes);
+        println!("{label}, batch {batch}: {c:?}");
+        assert!(
+            c.max_rel_diff < 1e-4,
+            "{label}, batch {batch}: max relative error {:.3e}",
+            c.max_rel_diff
+        );
+    }
+    std::fs::read_to_string(&xml).unwrap()
 }
 
 /// Exports with a dynamic batch, runs the IR at the traced batch and at another one, and
