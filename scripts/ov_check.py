@@ -30,6 +30,9 @@ def compile_model(core, xml, shape, precision):
     config = {}
     if precision == "f32":
         config["INFERENCE_PRECISION_HINT"] = "f32"
+        # Exact f32: no dynamic quantization of the activations of integer-weight layers (on by
+        # default on CPUs with VNNI or AMX).
+        config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = 0
     return core.compile_model(model, "CPU", config)
 
 
