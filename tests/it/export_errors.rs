@@ -60,3 +60,31 @@ fn a_path_without_xml_extension_is_refused_without_writing() {
     assert!(matches!(err, ExportError::Io { .. }), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn a_forward_that_records_other_operations_at_every_batch_size_is_refused() {
+    dev().seed(17);
+    let m = Odd {
+        body: LinearConfig::new(4, 4).init(&dev()),
+        head: LinearConfig::new(4, 3).init(&dev()),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join("odd.xml");
+    // An extra layer at even batch sizes: no two neighbouring batch sizes trace alike.
+    let err = export(
+        &m,
+        [2, 4],
+        |m, x| {
+            let [batch, _] = x.dims();
+            let x = relu(m.body.forward(x));
+            let x = if batch % 2 == 0 { m.body.forward(x) } else { x };
+            m.head.forward(x)
+        },
+        &xml,
+        &ExportOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("batch size"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
