@@ -503,6 +503,10 @@ impl Converter<'_> {
                 self.ids.insert(o.out.id, x);
                 Ok(())
             }
+            // From float, the conversion would round: refused, as `int()` is.
+            BaseOperationIr::Cast(o) if o.input.dtype.is_float() => {
+                self.unsupported("Cast from float".into(), whole)
+            }
             BaseOperationIr::Cast(o) => self.unary(Op::Convert, &o.input, &o.out),
             BaseOperationIr::Expand(o) => self.unary(Op::Expand, &o.input, &o.out),
             BaseOperationIr::Gather(o) => self.binary(
@@ -617,22 +621,14 @@ impl Converter<'_> {
                 self.node(op, vec![abs], &o.out);
                 Ok(())
             }
-            N::ArgMax(o) => self.unary(
-                Op::ArgExtreme {
+            N::ArgMax(o) | N::ArgMin(o) => {
+                let largest = matches!(op, N::ArgMax(_));
+                let op = Op::ArgExtreme {
                     axis: o.axis,
-                    largest: true,
-                },
-                &o.input,
-                &o.out,
-            ),
-            N::ArgMin(o) => self.unary(
-                Op::ArgExtreme {
-                    axis: o.axis,
-                    largest: false,
-                },
-                &o.input,
-                &o.out,
-            ),
+                    largest,
+                };
+                self.unary(op, &o.input, &o.out)
+            }
             N::CumSum(o) => self.unary(Op::CumSum { axis: o.axis }, &o.input, &o.out),
             N::Rem(o) => self.binary(Op::FloorMod, &o.lhs, &o.rhs, &o.out),
             N::RemScalar(o) => self.with_scalar(Op::FloorMod, &o.lhs, &o.rhs, &o.out),

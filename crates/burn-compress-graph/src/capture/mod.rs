@@ -62,11 +62,7 @@ where
     if D == 0 {
         return Err(GraphError::DynamicBatch("the input is a scalar".into()));
     }
-    let with_batch = |batch: usize| {
-        let mut shape = input_shape;
-        shape[0] = batch;
-        shape
-    };
+    let with_batch = |batch| with_batch(input_shape, batch);
     // The trace at another batch size only shows which dimensions follow the batch: it keeps no
     // constant values.
     let batch = input_shape[0];
@@ -114,10 +110,13 @@ where
     M: Module,
     K: CaptureInput,
 {
-    let shapes_at = |batch: usize| {
-        let mut shape = input_shape;
-        shape[0] = batch;
-        trace(model, shape, forward, Constants::ShapesOnly)
+    let shapes_at = |batch| {
+        trace(
+            model,
+            with_batch(input_shape, batch),
+            forward,
+            Constants::ShapesOnly,
+        )
     };
     let mut previous = shapes_at(start)?;
     for batch in start + 1..=start + BATCH_SEARCH {
@@ -128,6 +127,12 @@ where
         previous = next;
     }
     Ok(None)
+}
+
+/// `shape` with `batch` on its first axis.
+fn with_batch<const D: usize>(mut shape: [usize; D], batch: usize) -> [usize; D] {
+    shape[0] = batch;
+    shape
 }
 
 /// What a trace keeps of its constants.

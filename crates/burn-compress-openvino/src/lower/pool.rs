@@ -106,7 +106,7 @@ impl Lowerer<'_> {
         let k = self.ir.const_i64_scalar(format!("{name}/k"), 1);
         let index = self.out_port(node.output);
         let values = Port {
-            element: ElementType::F32,
+            element: self.out_port(node.inputs[0]).element,
             dims: index.dims.clone(),
         };
         let attrs = vec![

@@ -72,25 +72,25 @@ impl Lowerer<'_> {
         };
         let (in_h, in_w) = (shape[rank - 2], shape[rank - 1]);
         let name = self.node_names[i].clone();
-        // Along the width: x [.., h, w] · [w, out_w], the map's transpose.
-        let by_column = lanczos3_matrix(in_w, out_w, align_corners);
-        let mut transposed = vec![0.0; in_w * out_w];
-        for (o, row) in by_column.chunks(in_w).enumerate() {
-            for (k, &weight) in row.iter().enumerate() {
-                transposed[k * out_w + o] = weight;
-            }
-        }
-        let width_map = self
-            .ir
-            .const_f32(format!("{name}/width_map"), &[in_w, out_w], &transposed);
+        // Along the width: x [.., h, w] · [out_w, w]^T.
+        let width_map = self.ir.const_f32(
+            format!("{name}/width_map"),
+            &[out_w, in_w],
+            &lanczos3_matrix(in_w, out_w, align_corners),
+        );
         let mut dims = self.dims(node.inputs[0]);
         dims[rank - 1] = out_w as i64;
-        let no_transpose = [attr("transpose_a", "false"), attr("transpose_b", "false")];
+        let matmul = |transpose_b| {
+            vec![
+                attr("transpose_a", "false"),
+                attr("transpose_b", transpose_b),
+            ]
+        };
         let rows = self.ir.add_layer(
             "MatMul",
             "opset1",
             format!("{name}/width"),
-            no_transpose.to_vec(),
+            matmul("true"),
             &[x, width_map],
             vec![Port {
                 element: ElementType::F32,
@@ -103,13 +103,7 @@ impl Lowerer<'_> {
             &[out_h, in_h],
             &lanczos3_matrix(in_h, out_h, align_corners),
         );
-        self.emit(
-            i,
-            "MatMul",
-            "opset1",
-            no_transpose.to_vec(),
-            &[height_map, rows],
-        );
+        self.emit(i, "MatMul", "opset1", matmul("false"), &[height_map, rows]);
         Ok(())
     }
 }
