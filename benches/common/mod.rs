@@ -46,7 +46,8 @@ impl Measured {
     }
 }
 
-fn median(values: &[f64]) -> f64 {
+/// The median of `values`.
+pub fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len();
