@@ -135,13 +135,11 @@ pub fn forward(x: &[f32], grid: &Grid, layout: ChannelLayout, out: &mut [f32]) {
     }
 }
 
-/// The gradients of one fused fake-quantize for the upstream gradient `grad`, NNCF's formulas:
-/// `x` gets `g` inside `[low, high]` and 0 outside; `low` gets `g` below and above; `range`
-/// gets `g` above (both through `high = low + range`); the learned parameter gets
-/// `g·((q − x)/range)` inside.
+/// The range parameters' gradients of one fused fake-quantize for the upstream gradient `g`,
+/// NNCF's formulas: `low` gets `g` below and above `[low, high]`; `range` gets `g` above (both
+/// through `high = low + range`); the learned parameter gets `g·((q − x)/range)` inside. (`x`
+/// gets `g` inside and 0 outside: [`backward`] writes that over the upstream gradient.)
 pub struct Gradients {
-    /// Per element, like `x`.
-    pub input: Vec<f32>,
     /// Per channel.
     pub low: Vec<f32>,
     /// Per channel.
@@ -183,22 +181,25 @@ fn gradient_terms(x: f32, g: f32, q: f32, low: f32, high: f32, range: f32) -> (f
     )
 }
 
-/// Computes [`Gradients`] for input `x` and upstream gradient `grad` (same length).
-pub fn backward(x: &[f32], grad: &[f32], grid: &Grid, layout: ChannelLayout) -> Gradients {
+/// Computes [`Gradients`] for input `x` and upstream gradient `grad` (same length), and
+/// overwrites `grad` with the input's gradient, element by element (no allocation the size of
+/// the input).
+pub fn backward(x: &[f32], grad: &mut [f32], grid: &Grid, layout: ChannelLayout) -> Gradients {
     if layout.inner == 1 && layout.channels > 1 {
         return interleaved::backward(x, grad, grid, layout.channels);
     }
     struct Backward<'a> {
         x: &'a [f32],
-        grad: &'a [f32],
-        gx: &'a mut [f32],
+        /// The upstream gradient, overwritten with the input's.
+        grad: &'a mut [f32],
     }
     impl ChannelBody<[f64; 3]> for Backward<'_> {
         #[inline(always)]
         fn run(self, c: &ChannelGrid, quantize: impl Fn(f32) -> f32 + Copy) -> [f64; 3] {
             // Each stage runs over all lanes of a chunk, so the lanes vectorise.
             type Lanes = [f32; LANES];
-            let lanes = |x: &Lanes, g: &Lanes, o: &mut Lanes, acc: &mut [Lanes; 3]| {
+            let lanes = |x: &Lanes, o: &mut Lanes, acc: &mut [Lanes; 3]| {
+                let g = *o;
                 let mut q = [0.0f32; LANES];
                 for j in 0..LANES {
                     q[j] = quantize(x[j]);
@@ -213,21 +214,15 @@ pub fn backward(x: &[f32], grad: &[f32], grid: &Grid, layout: ChannelLayout) -> 
             };
             let mut acc = [[0.0f32; LANES]; 3];
             let mut xs = self.x.chunks_exact(LANES);
-            let mut gs = self.grad.chunks_exact(LANES);
-            let mut os = self.gx.chunks_exact_mut(LANES);
-            for ((x, g), o) in (&mut xs).zip(&mut gs).zip(&mut os) {
+            let mut os = self.grad.chunks_exact_mut(LANES);
+            for (x, o) in (&mut xs).zip(&mut os) {
                 let o: &mut Lanes = o.try_into().expect("a full chunk");
-                lanes(
-                    x.try_into().expect("a full chunk"),
-                    g.try_into().expect("a full chunk"),
-                    o,
-                    &mut acc,
-                );
+                lanes(x.try_into().expect("a full chunk"), o, &mut acc);
             }
             // The tail (or a whole run shorter than a chunk), element by element.
-            let tail = xs.remainder().iter().zip(gs.remainder());
-            for (j, ((&x, &g), o)) in tail.zip(os.into_remainder()).enumerate() {
-                let (gx, terms) = gradient_terms(x, g, quantize(x), c.low, c.high, c.range);
+            let tail = xs.remainder().iter().zip(os.into_remainder());
+            for (j, (&x, o)) in tail.enumerate() {
+                let (gx, terms) = gradient_terms(x, *o, quantize(x), c.low, c.high, c.range);
                 *o = gx;
                 for k in 0..3 {
                     acc[k][j] += terms[k];
@@ -236,16 +231,14 @@ pub fn backward(x: &[f32], grad: &[f32], grid: &Grid, layout: ChannelLayout) -> 
             acc.map(|lanes| lanes.iter().map(|&v| v as f64).sum())
         }
     }
-    let mut input = vec![0.0f32; x.len()];
     let channels = grid.channels();
-    let block = |(b, gx): (usize, &mut [f32])| -> Sums {
+    let block = |(b, grad): (usize, &mut [f32])| -> Sums {
         let start = b * BLOCK;
         let mut sums = vec![[0.0f64; 3]; layout.channels];
-        layout.for_each_run(start, start + gx.len(), |s, e, c| {
+        layout.for_each_run(start, start + grad.len(), |s, e, c| {
             let body = Backward {
                 x: &x[s..e],
-                grad: &grad[s..e],
-                gx: &mut gx[s - start..e - start],
+                grad: &mut grad[s - start..e - start],
             };
             let run = grid.with_channel(&channels[c], body);
             for (sum, part) in sums[c].iter_mut().zip(run) {
@@ -263,20 +256,18 @@ pub fn backward(x: &[f32], grad: &[f32], grid: &Grid, layout: ChannelLayout) -> 
         a
     };
     let sums = if x.len() > BLOCK {
-        input
-            .par_chunks_mut(BLOCK)
+        grad.par_chunks_mut(BLOCK)
             .enumerate()
             .map(block)
             .reduce(|| vec![[0.0f64; 3]; layout.channels], add)
     } else {
-        block((0, &mut input))
+        block((0, grad))
     };
     let column = |k: usize| sums.iter().map(|s| s[k] as f32).collect();
     Gradients {
         low: column(0),
         range: column(1),
         learned: column(2),
-        input,
     }
 }
 
@@ -360,35 +351,31 @@ mod interleaved {
         }
     }
 
-    pub(super) fn backward(x: &[f32], grad: &[f32], grid: &Grid, channels: usize) -> Gradients {
+    pub(super) fn backward(x: &[f32], grad: &mut [f32], grid: &Grid, channels: usize) -> Gradients {
         let columns = Columns::new(grid);
-        let mut input = vec![0.0f32; x.len()];
         // Per-channel sums of one block: (low, range, learned) as three columns.
-        let rows = |((x, g), gx): ((&[f32], &[f32]), &mut [f32])| -> [Vec<f32>; 3] {
+        let rows = |(x, grad): (&[f32], &mut [f32])| -> [Vec<f32>; 3] {
+            // One row's quantized values.
+            let mut q = vec![0.0f32; channels];
             let mut acc = [
                 vec![0.0f32; channels],
                 vec![0.0f32; channels],
                 vec![0.0f32; channels],
             ];
             let [low_sum, range_sum, learned_sum] = &mut acc;
-            for ((x, g), gx) in x
-                .chunks(channels)
-                .zip(g.chunks(channels))
-                .zip(gx.chunks_mut(channels))
-            {
-                // `gx` holds the row's quantized values first, then its gradient.
-                columns.values_into(x, gx);
+            for (x, grad) in x.chunks(channels).zip(grad.chunks_mut(channels)) {
+                columns.values_into(x, &mut q);
                 let params = (columns.low.iter().zip(&columns.high)).zip(&columns.range);
                 let sums =
                     (low_sum.iter_mut().zip(range_sum.iter_mut())).zip(learned_sum.iter_mut());
                 for (
-                    (((gx, &v), &g), ((&low, &high), &range)),
+                    (((g, &v), &q), ((&low, &high), &range)),
                     ((low_sum, range_sum), learned_sum),
-                ) in gx.iter_mut().zip(x).zip(g).zip(params).zip(sums)
+                ) in grad.iter_mut().zip(x).zip(&q).zip(params).zip(sums)
                 {
                     let (dx, [d_low, d_range, d_learned]) =
-                        gradient_terms(v, g, *gx, low, high, range);
-                    *gx = dx;
+                        gradient_terms(v, *g, q, low, high, range);
+                    *g = dx;
                     *low_sum += d_low;
                     *range_sum += d_range;
                     *learned_sum += d_learned;
@@ -407,8 +394,7 @@ mod interleaved {
         let block = rows_per_block(channels) * channels;
         let [low, range, learned] = if x.len() > BLOCK {
             x.par_chunks(block)
-                .zip(grad.par_chunks(block))
-                .zip(input.par_chunks_mut(block))
+                .zip(grad.par_chunks_mut(block))
                 .map(rows)
                 .reduce(
                     || {
@@ -421,10 +407,9 @@ mod interleaved {
                     add,
                 )
         } else {
-            rows(((x, grad), &mut input))
+            rows((x, grad))
         };
         Gradients {
-            input,
             low,
             range,
             learned,

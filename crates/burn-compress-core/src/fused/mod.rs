@@ -231,22 +231,19 @@ impl Backward<Flex, 4> for FakeQuantizeBackward {
 
     fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
         let (x, grid, param_shape) = ops.state;
-        let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+        // The upstream gradient becomes the input's, overwritten in place.
+        let mut grad = owned_contiguous(grads.consume::<Flex>(&ops.node));
         let x = x.to_contiguous();
-        let (x_values, grad_values) = (
-            x.as_slice::<f32>().expect("fused fake-quantize: f32 input"),
-            grad.as_slice::<f32>()
-                .expect("fused fake-quantize: f32 gradient"),
-        );
+        let x_values = x.as_slice::<f32>().expect("fused fake-quantize: f32 input");
         let shape = x.layout().shape().clone();
         let layout = channel_layout(&shape, &param_shape).expect("checked by `supports`");
-        let computed = kernel::backward(x_values, grad_values, &grid, layout);
+        let computed = kernel::backward(x_values, grad.storage_mut::<f32>(), &grid, layout);
         let tensor = |values: Vec<f32>, shape: &Shape| {
             FlexTensor::from_data(TensorData::new(values, shape.clone()))
         };
         let [x_parent, low_parent, range_parent, learned_parent] = ops.parents;
         if let Some(node) = x_parent {
-            grads.register::<Flex>(node.id, tensor(computed.input, &shape));
+            grads.register::<Flex>(node.id, grad);
         }
         if let Some(node) = low_parent {
             grads.register::<Flex>(node.id, tensor(computed.low, &param_shape));
@@ -258,6 +255,25 @@ impl Backward<Flex, 4> for FakeQuantizeBackward {
             grads.register::<Flex>(node.id, tensor(computed.learned, &param_shape));
         }
     }
+}
+
+/// `t` (f32) as a uniquely owned, contiguous tensor whose storage holds exactly its elements, so
+/// it can be overwritten in place: moved when it already is one, copied otherwise.
+fn owned_contiguous(t: FlexTensor) -> FlexTensor {
+    let shape = t.layout().shape().clone();
+    let exact = t.is_unique()
+        && t.layout().is_contiguous()
+        && t.layout().start_offset() == 0
+        && t.storage::<f32>().len() == shape.num_elements();
+    if exact {
+        return t;
+    }
+    let values = t
+        .to_contiguous()
+        .as_slice::<f32>()
+        .expect("fused fake-quantize: f32 gradient")
+        .to_vec();
+    FlexTensor::from_data(TensorData::new(values, shape))
 }
 
 /// Reads the per-channel grid from the range parameters.
