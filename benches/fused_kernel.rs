@@ -5,7 +5,8 @@
 //! output channel, a Linear weight per output feature), times `sum(FQ(x)·g)` forward and backward
 //! and the same without the fake-quantize (`sum(x·g)`), interleaved, and prints the difference
 //! per element: what one fake-quantize costs a training step. Env: `FUSED_BENCH_ITERS` (per
-//! round, default 200), `FUSED_BENCH_ROUNDS` (default 5).
+//! round, default 200), `FUSED_BENCH_ROUNDS` (default 5), `BURN_COMPRESS_ALLOCATOR` (`mimalloc`,
+//! the default, or `system`).
 
 use std::time::Instant;
 
@@ -46,7 +47,15 @@ fn step(x: &Tensor<4>, params: &[Tensor<4>; 3], g: &Tensor<4>, form: Option<Form
     [seconds, forward]
 }
 
+/// The training binaries' allocator (mimalloc; `BURN_COMPRESS_ALLOCATOR=system` for the
+/// platform's), as in the CLI.
+#[global_allocator]
+static ALLOCATOR: burn_compress_recipes::TrainingAllocator =
+    burn_compress_recipes::TrainingAllocator;
+
 fn main() {
+    burn_compress_recipes::check_allocator_var().unwrap_or_else(|e| panic!("{e}"));
+    println!("allocator {}", burn_compress_recipes::allocator_name());
     let iters = env("FUSED_BENCH_ITERS", 200);
     let rounds = env("FUSED_BENCH_ROUNDS", 5);
     let device = Device::flex().autodiff();

@@ -7,7 +7,8 @@
 //! Env: `QAT_BENCH_STEPS` (timed steps per variant and round, default 30), `QAT_BENCH_ROUNDS`
 //! (rounds, default 3), `QAT_BENCH_DEVICES` (`flex`, `wgpu` or `flex,wgpu`; default all built),
 //! `QAT_BENCH_VARIANTS` (names to time, e.g. `FP32,masks` for a profiler; default all; ratios
-//! are to the first one timed).
+//! are to the first one timed), `BURN_COMPRESS_ALLOCATOR` (`mimalloc`, the default, as in the
+//! CLI; `system` for the platform's `malloc`).
 
 use std::time::Instant;
 
@@ -17,19 +18,18 @@ use burn_compress::prelude::*;
 use burn_compress::shared::fused;
 use burn_compress_recipes::{mnist, Mnist, NoHook, ReferenceCnn, Trainer};
 
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
-}
+#[allow(dead_code)] // the OpenVINO helpers serve the other benches
+mod common;
+use common::{env, median};
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+/// The training binaries' allocator (mimalloc; `BURN_COMPRESS_ALLOCATOR=system` for the
+/// platform's), as in the CLI.
+#[global_allocator]
+static ALLOCATOR: burn_compress_recipes::TrainingAllocator =
+    burn_compress_recipes::TrainingAllocator;
 
 fn main() {
+    burn_compress_recipes::check_allocator_var().unwrap_or_else(|e| panic!("{e}"));
     let steps = env("QAT_BENCH_STEPS", 30);
     let rounds = env("QAT_BENCH_ROUNDS", 3);
     for (name, device) in devices() {
@@ -128,8 +128,10 @@ fn bench_device(name: &str, device: Device, steps: usize, rounds: usize) {
 
     println!(
         "reference CNN, batch 64, {name}: {rounds} rounds of {steps} interleaved steps per \
-         variant, in rotating order (after 5 warm-up steps); QAT runs the fused fake-quantize \
-         where the device has it, \"QAT unfused\" the chain of tensor ops it replaces"
+         variant, in rotating order (after 5 warm-up steps), allocator {}; QAT runs the fused \
+         fake-quantize where the device has it, \"QAT unfused\" the chain of tensor ops it \
+         replaces",
+        burn_compress_recipes::allocator_name()
     );
     let mut step = 0;
     for round in 0..rounds {
@@ -147,7 +149,7 @@ fn bench_device(name: &str, device: Device, steps: usize, rounds: usize) {
                 }
             }
         }
-        let medians: Vec<f64> = round_times.iter().map(|t| median(t.clone())).collect();
+        let medians: Vec<f64> = round_times.iter().map(|t| median(t)).collect();
         println!(
             "{name} round {}: {}",
             round + 1,
@@ -157,7 +159,7 @@ fn bench_device(name: &str, device: Device, steps: usize, rounds: usize) {
             variant.times.extend(times);
         }
     }
-    let medians: Vec<f64> = variants.iter().map(|v| median(v.times.clone())).collect();
+    let medians: Vec<f64> = variants.iter().map(|v| median(&v.times)).collect();
     println!("{name} all rounds: {}", summary(&variants, &medians));
 }
 

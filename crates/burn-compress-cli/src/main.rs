@@ -403,8 +403,14 @@ fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
+/// mimalloc (or the platform's allocator with `BURN_COMPRESS_ALLOCATOR=system`): steadier and
+/// cheaper training steps than glibc's `malloc` (see the README).
+#[global_allocator]
+static ALLOCATOR: burn_compress_recipes::TrainingAllocator =
+    burn_compress_recipes::TrainingAllocator;
+
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    match burn_compress_recipes::check_allocator_var().and_then(|()| run(Cli::parse())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");

@@ -1,14 +1,20 @@
 //! The fused fake-quantize on host slices: the forward in one pass, the NNCF backward in one pass
 //! (the input's gradient per element, the range parameters' gradients as per-channel sums),
-//! split into blocks over rayon's threads. Every per-element value comes from
-//! [`host`], the numerics the tensor chain and the exporter share.
+//! split into blocks over rayon's threads, each block compiled for the CPU's widest vectors
+//! (the `isa` module). Every per-element value comes from [`host`], the numerics the tensor chain and the
+//! exporter share.
 
 use rayon::prelude::*;
 
+use super::isa::{Isa, Kernel};
 use crate::fake_quant::{host, Form};
 
 /// Elements per parallel block: small tensors (weights) run on the calling thread.
 const BLOCK: usize = 1 << 14;
+
+/// Independent accumulators per sum, so the element loop vectorises (float addition is not
+/// reassociated by the compiler): one AVX-512 register of `f32`.
+const LANES: usize = 16;
 
 /// How per-channel range parameters line up with the flat, contiguous input: element `i`
 /// belongs to channel `(i / inner) % channels` (one channel covers the whole input when
@@ -23,16 +29,23 @@ pub struct ChannelLayout {
 }
 
 impl ChannelLayout {
-    /// Calls `run(start, end, channel)` for each maximal run of `start..end` that lies in one
-    /// channel.
-    fn for_each_run(&self, start: usize, end: usize, mut run: impl FnMut(usize, usize, usize)) {
+    /// The maximal runs `(start, end, channel)` of `start..end` that each lie in one channel.
+    #[inline(always)]
+    fn runs(self, start: usize, end: usize) -> impl Iterator<Item = (usize, usize, usize)> {
         let mut i = start;
-        while i < end {
-            let outer = i / self.inner;
-            let run_end = end.min((outer + 1) * self.inner);
-            run(i, run_end, outer % self.channels);
-            i = run_end;
-        }
+        std::iter::from_fn(move || {
+            (i < end).then(|| {
+                let outer = i / self.inner;
+                let run = (i, end.min((outer + 1) * self.inner), outer % self.channels);
+                i = run.1;
+                run
+            })
+        })
+    }
+
+    /// Channels on the last axis: each row of `channels` elements walks all channels.
+    fn is_interleaved(&self) -> bool {
+        self.inner == 1 && self.channels > 1
     }
 }
 
@@ -49,7 +62,7 @@ pub struct Grid {
     pub form: Form,
 }
 
-/// One channel's constants, computed once per run.
+/// One channel's constants, computed once per call.
 #[derive(Clone, Copy)]
 struct ChannelGrid {
     low: f32,
@@ -60,8 +73,40 @@ struct ChannelGrid {
     levels: u32,
 }
 
+impl ChannelGrid {
+    /// The fake-quantized `x` in `form`.
+    #[inline(always)]
+    fn quantize(&self, x: f32, form: Form) -> f32 {
+        match form {
+            Form::FakeQuantize => host::fake_quantize(x, self.low, self.range, self.levels),
+            Form::Integer => host::integer_value(
+                host::level(x, self.low, self.range, self.levels),
+                self.zero_point,
+                self.step,
+            ),
+        }
+    }
+
+    /// NNCF's gradient terms of one element `x` with upstream gradient `g`:
+    /// `(d x, [d input_low, d range, d learned])`, each its value or `+0.0`: `x` gets `g`
+    /// inside `[low, high]`; `low` gets `g` below and above, `range` gets `g` above (both
+    /// through `high = low + range`); the learned parameter gets `g·((q − x)/range)` inside.
+    /// Selects, not products with a mask, so an infinite input never meets 0·∞.
+    #[inline(always)]
+    fn gradient_terms(&self, x: f32, g: f32, form: Form) -> (f32, [f32; 3]) {
+        let above = x > self.high;
+        let outside = above | (x < self.low);
+        let learned = g * ((self.quantize(x, form) - x) / self.range);
+        let pick = |keep: bool, value: f32| if keep { value } else { 0.0 };
+        (
+            pick(!outside, g),
+            [pick(outside, g), pick(above, g), pick(!outside, learned)],
+        )
+    }
+}
+
 impl Grid {
-    /// Each channel's constants, computed once per call.
+    /// Each channel's constants.
     fn channels(&self) -> Vec<ChannelGrid> {
         (0..self.low.len())
             .map(|c| {
@@ -77,68 +122,129 @@ impl Grid {
             })
             .collect()
     }
-
-    /// Runs `body` with the per-element function of channel `g`, monomorphised per form so
-    /// that the element loops inside `body` vectorise.
-    #[inline(always)]
-    fn with_channel<R>(&self, g: &ChannelGrid, body: impl ChannelBody<R>) -> R {
-        match self.form {
-            Form::FakeQuantize => body.run(g, |x| host::fake_quantize(x, g.low, g.range, g.levels)),
-            Form::Integer => body.run(g, |x| {
-                host::integer_value(
-                    host::level(x, g.low, g.range, g.levels),
-                    g.zero_point,
-                    g.step,
-                )
-            }),
-        }
-    }
 }
 
-/// A loop over one channel run, generic over the per-element quantize function.
-trait ChannelBody<R> {
-    fn run(self, grid: &ChannelGrid, quantize: impl Fn(f32) -> f32 + Copy) -> R;
+/// Splits `x` and `out` (same length) into blocks of about [`BLOCK`] elements (whole rows of
+/// `row`) and runs `block(start, x, out)` on each, in parallel when there is more than one;
+/// `merge` folds the results.
+fn blocks<R: Send>(
+    x: &[f32],
+    out: &mut [f32],
+    row: usize,
+    block: impl Fn(usize, &[f32], &mut [f32]) -> R + Sync,
+    merge: impl Fn(R, R) -> R + Sync + Send,
+) -> R {
+    let size = (BLOCK / row).max(1) * row;
+    if x.len() <= size {
+        return block(0, x, out);
+    }
+    x.par_chunks(size)
+        .zip(out.par_chunks_mut(size))
+        .enumerate()
+        .map(|(b, (x, out))| block(b * size, x, out))
+        .reduce_with(merge)
+        .expect("at least one block")
 }
 
 /// Writes the fake-quantized `x` into `out` (same length).
 pub fn forward(x: &[f32], grid: &Grid, layout: ChannelLayout, out: &mut [f32]) {
-    if layout.inner == 1 && layout.channels > 1 {
-        return interleaved::forward(x, grid, layout.channels, out);
-    }
-    struct Forward<'a> {
-        x: &'a [f32],
-        out: &'a mut [f32],
-    }
-    impl ChannelBody<()> for Forward<'_> {
-        #[inline(always)]
-        fn run(self, _: &ChannelGrid, quantize: impl Fn(f32) -> f32 + Copy) {
-            for (o, &v) in self.out.iter_mut().zip(self.x) {
-                *o = quantize(v);
-            }
-        }
+    forward_on(Isa::best(), x, grid, layout, out);
+}
+
+/// [`forward`] compiled for `isa`.
+fn forward_on(isa: Isa, x: &[f32], grid: &Grid, layout: ChannelLayout, out: &mut [f32]) {
+    if layout.is_interleaved() {
+        let columns = Columns::new(grid);
+        let rows = |_, x: &[f32], out: &mut [f32]| {
+            isa.run(RowsForward {
+                x,
+                out,
+                columns: &columns,
+            })
+        };
+        return blocks(x, out, layout.channels, rows, |(), ()| ());
     }
     let channels = grid.channels();
-    let block = |(b, out): (usize, &mut [f32])| {
-        let start = b * BLOCK;
-        layout.for_each_run(start, start + out.len(), |s, e, c| {
-            let body = Forward {
-                x: &x[s..e],
-                out: &mut out[s - start..e - start],
-            };
-            grid.with_channel(&channels[c], body);
-        });
-    };
-    if x.len() > BLOCK {
-        out.par_chunks_mut(BLOCK).enumerate().for_each(block);
-    } else {
-        block((0, out));
+    blocks(
+        x,
+        out,
+        1,
+        |start, x, out| {
+            isa.run(ForwardBlock(Block {
+                x,
+                out,
+                start,
+                channels: &channels,
+                layout,
+                form: grid.form,
+            }))
+        },
+        |(), ()| (),
+    );
+}
+
+/// One block of a contiguous input, starting at element `start`, with `out` of the same
+/// length (the forward's output, or the upstream gradient the backward overwrites).
+struct Block<'a> {
+    x: &'a [f32],
+    out: &'a mut [f32],
+    start: usize,
+    channels: &'a [ChannelGrid],
+    layout: ChannelLayout,
+    form: Form,
+}
+
+impl<'a> Block<'a> {
+    /// The block's runs of one channel: `(channel, x, out, its grid)`.
+    #[inline(always)]
+    fn runs(self) -> impl Iterator<Item = (usize, &'a [f32], &'a mut [f32], &'a ChannelGrid)> {
+        let Self {
+            x,
+            out,
+            start,
+            channels,
+            layout,
+            ..
+        } = self;
+        let mut rest = (x, out);
+        layout.runs(start, start + x.len()).map(move |(s, e, c)| {
+            let (x, next_x) = rest.0.split_at(e - s);
+            let (out, next_out) = std::mem::take(&mut rest.1).split_at_mut(e - s);
+            rest = (next_x, next_out);
+            (c, x, out, &channels[c])
+        })
     }
 }
 
-/// The range parameters' gradients of one fused fake-quantize for the upstream gradient `g`,
-/// NNCF's formulas: `low` gets `g` below and above `[low, high]`; `range` gets `g` above (both
-/// through `high = low + range`); the learned parameter gets `g·((q − x)/range)` inside. (`x`
-/// gets `g` inside and 0 outside: [`backward`] writes that over the upstream gradient.)
+/// The forward of one block.
+struct ForwardBlock<'a>(Block<'a>);
+
+impl Kernel for ForwardBlock<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        let form = self.0.form;
+        for (_, x, out, grid) in self.0.runs() {
+            match form {
+                // One loop per form, so each vectorises.
+                Form::FakeQuantize => {
+                    for (o, &v) in out.iter_mut().zip(x) {
+                        *o = grid.quantize(v, Form::FakeQuantize);
+                    }
+                }
+                Form::Integer => {
+                    for (o, &v) in out.iter_mut().zip(x) {
+                        *o = grid.quantize(v, Form::Integer);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The range parameters' gradients of one fused fake-quantize (see
+/// [`ChannelGrid::gradient_terms`]); [`backward`] writes the input's over the upstream gradient.
 pub struct Gradients {
     /// Per channel.
     pub low: Vec<f32>,
@@ -148,120 +254,52 @@ pub struct Gradients {
     pub learned: Vec<f32>,
 }
 
-/// Per-channel partial sums of one block: (low, range, learned).
+/// Per-channel sums: (low, range, learned).
 type Sums = Vec<[f64; 3]>;
-
-/// Independent accumulators per sum, so the element loop vectorises (float addition is not
-/// reassociated by the compiler).
-const LANES: usize = 8;
-
-/// All ones where `condition` holds, else zero.
-#[inline(always)]
-fn mask(condition: bool) -> u32 {
-    0u32.wrapping_sub(condition as u32)
-}
-
-/// `value` where `mask` is all ones, `+0.0` where it is zero.
-#[inline(always)]
-fn keep(value: f32, mask: u32) -> f32 {
-    f32::from_bits(value.to_bits() & mask)
-}
-
-/// NNCF's gradient terms of one element `x` with upstream gradient `g` and quantized value `q`:
-/// `(d x, [d input_low, d range, d learned])`. Masks as bits (all ones or zero) select `g` or
-/// `+0.0` without branches, so callers' loops vectorise and an infinite input never meets 0·∞.
-#[inline(always)]
-fn gradient_terms(x: f32, g: f32, q: f32, low: f32, high: f32, range: f32) -> (f32, [f32; 3]) {
-    let above = mask(x > high);
-    let inside = !(mask(x < low) | above);
-    let learned = g * ((q - x) / range);
-    (
-        keep(g, inside),
-        [keep(g, !inside), keep(g, above), keep(learned, inside)],
-    )
-}
 
 /// Computes [`Gradients`] for input `x` and upstream gradient `grad` (same length), and
 /// overwrites `grad` with the input's gradient, element by element (no allocation the size of
 /// the input).
 pub fn backward(x: &[f32], grad: &mut [f32], grid: &Grid, layout: ChannelLayout) -> Gradients {
-    if layout.inner == 1 && layout.channels > 1 {
-        return interleaved::backward(x, grad, grid, layout.channels);
-    }
-    struct Backward<'a> {
-        x: &'a [f32],
-        /// The upstream gradient, overwritten with the input's.
-        grad: &'a mut [f32],
-    }
-    impl ChannelBody<[f64; 3]> for Backward<'_> {
-        #[inline(always)]
-        fn run(self, c: &ChannelGrid, quantize: impl Fn(f32) -> f32 + Copy) -> [f64; 3] {
-            // Each stage runs over all lanes of a chunk, so the lanes vectorise.
-            type Lanes = [f32; LANES];
-            let lanes = |x: &Lanes, o: &mut Lanes, acc: &mut [Lanes; 3]| {
-                let g = *o;
-                let mut q = [0.0f32; LANES];
-                for j in 0..LANES {
-                    q[j] = quantize(x[j]);
-                }
-                for j in 0..LANES {
-                    let (gx, terms) = gradient_terms(x[j], g[j], q[j], c.low, c.high, c.range);
-                    o[j] = gx;
-                    for k in 0..3 {
-                        acc[k][j] += terms[k];
-                    }
-                }
-            };
-            let mut acc = [[0.0f32; LANES]; 3];
-            let mut xs = self.x.chunks_exact(LANES);
-            let mut os = self.grad.chunks_exact_mut(LANES);
-            for (x, o) in (&mut xs).zip(&mut os) {
-                let o: &mut Lanes = o.try_into().expect("a full chunk");
-                lanes(x.try_into().expect("a full chunk"), o, &mut acc);
-            }
-            // The tail (or a whole run shorter than a chunk), element by element.
-            let tail = xs.remainder().iter().zip(os.into_remainder());
-            for (j, (&x, o)) in tail.enumerate() {
-                let (gx, terms) = gradient_terms(x, *o, quantize(x), c.low, c.high, c.range);
-                *o = gx;
-                for k in 0..3 {
-                    acc[k][j] += terms[k];
-                }
-            }
-            acc.map(|lanes| lanes.iter().map(|&v| v as f64).sum())
-        }
-    }
-    let channels = grid.channels();
-    let block = |(b, grad): (usize, &mut [f32])| -> Sums {
-        let start = b * BLOCK;
-        let mut sums = vec![[0.0f64; 3]; layout.channels];
-        layout.for_each_run(start, start + grad.len(), |s, e, c| {
-            let body = Backward {
-                x: &x[s..e],
-                grad: &mut grad[s - start..e - start],
-            };
-            let run = grid.with_channel(&channels[c], body);
-            for (sum, part) in sums[c].iter_mut().zip(run) {
-                *sum += part;
-            }
-        });
-        sums
-    };
-    let add = |mut a: Sums, b: Sums| {
-        for (a, b) in a.iter_mut().zip(b) {
-            for k in 0..3 {
-                a[k] += b[k];
-            }
-        }
-        a
-    };
-    let sums = if x.len() > BLOCK {
-        grad.par_chunks_mut(BLOCK)
-            .enumerate()
-            .map(block)
-            .reduce(|| vec![[0.0f64; 3]; layout.channels], add)
+    backward_on(Isa::best(), x, grad, grid, layout)
+}
+
+/// [`backward`] compiled for `isa`.
+fn backward_on(
+    isa: Isa,
+    x: &[f32],
+    grad: &mut [f32],
+    grid: &Grid,
+    layout: ChannelLayout,
+) -> Gradients {
+    let sums = if layout.is_interleaved() {
+        let columns = Columns::new(grid);
+        let rows = |_, x: &[f32], grad: &mut [f32]| {
+            isa.run(RowsBackward {
+                x,
+                grad,
+                columns: &columns,
+            })
+        };
+        blocks(x, grad, layout.channels, rows, add_sums)
     } else {
-        block((0, grad))
+        let channels = grid.channels();
+        blocks(
+            x,
+            grad,
+            1,
+            |start, x, grad| {
+                isa.run(BackwardBlock(Block {
+                    x,
+                    out: grad,
+                    start,
+                    channels: &channels,
+                    layout,
+                    form: grid.form,
+                }))
+            },
+            add_sums,
+        )
     };
     let column = |k: usize| sums.iter().map(|s| s[k] as f32).collect();
     Gradients {
@@ -271,148 +309,342 @@ pub fn backward(x: &[f32], grad: &mut [f32], grid: &Grid, layout: ChannelLayout)
     }
 }
 
-/// Channels on the last axis (`inner` 1, e.g. a Linear weight's output features): each row of
-/// `channels` elements walks all channels, so the parameters are laid out as columns and the
-/// loops run along a row.
-mod interleaved {
-    use rayon::prelude::*;
+/// The backward of one block (its `out` is the upstream gradient, overwritten with the
+/// input's).
+struct BackwardBlock<'a>(Block<'a>);
 
-    use super::{gradient_terms, Gradients, Grid, BLOCK};
-    use crate::fake_quant::{host, Form};
+impl Kernel for BackwardBlock<'_> {
+    type Output = Sums;
 
-    /// The channels' constants as columns.
-    struct Columns {
-        low: Vec<f32>,
-        range: Vec<f32>,
-        high: Vec<f32>,
-        zero_point: Vec<f32>,
-        step: Vec<f32>,
-        levels: u32,
-        form: Form,
-    }
-
-    impl Columns {
-        fn new(grid: &Grid) -> Self {
-            let channels = grid.channels();
-            let column = |f: fn(&super::ChannelGrid) -> f32| channels.iter().map(f).collect();
-            Self {
-                low: column(|c| c.low),
-                range: column(|c| c.range),
-                high: column(|c| c.high),
-                zero_point: column(|c| c.zero_point),
-                step: column(|c| c.step),
-                levels: grid.levels,
-                form: grid.form,
+    #[inline(always)]
+    fn run(self) -> Sums {
+        let form = self.0.form;
+        let mut sums = vec![[0.0f64; 3]; self.0.channels.len()];
+        for (c, x, grad, grid) in self.0.runs() {
+            let run = match form {
+                Form::FakeQuantize => run_sums(x, grad, grid, Form::FakeQuantize),
+                Form::Integer => run_sums(x, grad, grid, Form::Integer),
+            };
+            for (sum, part) in sums[c].iter_mut().zip(run) {
+                *sum += part;
             }
         }
+        sums
+    }
+}
 
-        /// Writes the fake-quantized values of one row `x` (channel `j` at position `j`)
-        /// into `out`; the form is chosen once per row so the element loop vectorises.
-        #[inline(always)]
-        fn values_into(&self, x: &[f32], out: &mut [f32]) {
-            let levels = self.levels;
-            let params = self.low.iter().zip(&self.range);
-            match self.form {
+/// The backward of one run of channel `c`: sums in [`LANES`] independent accumulators.
+#[inline(always)]
+fn run_sums(x: &[f32], grad: &mut [f32], c: &ChannelGrid, form: Form) -> [f64; 3] {
+    let mut acc = [[0.0f32; LANES]; 3];
+    let mut xs = x.chunks_exact(LANES);
+    let mut gs = grad.chunks_exact_mut(LANES);
+    for (x, g) in (&mut xs).zip(&mut gs) {
+        let x: &[f32; LANES] = x.try_into().expect("a full chunk");
+        let g: &mut [f32; LANES] = g.try_into().expect("a full chunk");
+        for j in 0..LANES {
+            let (dx, terms) = c.gradient_terms(x[j], g[j], form);
+            g[j] = dx;
+            for k in 0..3 {
+                acc[k][j] += terms[k];
+            }
+        }
+    }
+    // The tail (or a whole run shorter than a chunk), element by element.
+    let tail = xs.remainder().iter().zip(gs.into_remainder());
+    for (j, (&x, g)) in tail.enumerate() {
+        let (dx, terms) = c.gradient_terms(x, *g, form);
+        *g = dx;
+        for k in 0..3 {
+            acc[k][j] += terms[k];
+        }
+    }
+    acc.map(|lanes| lanes.iter().map(|&v| f64::from(v)).sum())
+}
+
+/// Adds two blocks' per-channel sums.
+fn add_sums(mut a: Sums, b: Sums) -> Sums {
+    for (a, b) in a.iter_mut().zip(b) {
+        for k in 0..3 {
+            a[k] += b[k];
+        }
+    }
+    a
+}
+
+/// The channels' constants as columns, for inputs whose channels are on the last axis (a
+/// Linear weight's output features): each row of `channels` elements walks all channels, so
+/// the loops run along a row and read the constants as vectors.
+struct Columns {
+    low: Vec<f32>,
+    range: Vec<f32>,
+    high: Vec<f32>,
+    zero_point: Vec<f32>,
+    step: Vec<f32>,
+    levels: u32,
+    form: Form,
+}
+
+impl Columns {
+    fn new(grid: &Grid) -> Self {
+        let channels = grid.channels();
+        let column = |f: fn(&ChannelGrid) -> f32| channels.iter().map(f).collect();
+        Self {
+            low: column(|c| c.low),
+            range: column(|c| c.range),
+            high: column(|c| c.high),
+            zero_point: column(|c| c.zero_point),
+            step: column(|c| c.step),
+            levels: grid.levels,
+            form: grid.form,
+        }
+    }
+
+    /// The columns cut to `n` (their length), so that loops over `0..n` index them without
+    /// bounds checks.
+    #[inline(always)]
+    fn cut(&self, n: usize) -> Cut<'_> {
+        Cut {
+            low: &self.low[..n],
+            range: &self.range[..n],
+            high: &self.high[..n],
+            zero_point: &self.zero_point[..n],
+            step: &self.step[..n],
+            levels: self.levels,
+        }
+    }
+}
+
+/// [`Columns`] as slices of one known length.
+struct Cut<'a> {
+    low: &'a [f32],
+    range: &'a [f32],
+    high: &'a [f32],
+    zero_point: &'a [f32],
+    step: &'a [f32],
+    levels: u32,
+}
+
+impl Cut<'_> {
+    /// Channel `j`'s constants.
+    #[inline(always)]
+    fn get(&self, j: usize) -> ChannelGrid {
+        ChannelGrid {
+            low: self.low[j],
+            range: self.range[j],
+            high: self.high[j],
+            zero_point: self.zero_point[j],
+            step: self.step[j],
+            levels: self.levels,
+        }
+    }
+}
+
+/// The forward of whole rows.
+struct RowsForward<'a> {
+    x: &'a [f32],
+    out: &'a mut [f32],
+    columns: &'a Columns,
+}
+
+impl Kernel for RowsForward<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        let Self { x, out, columns } = self;
+        let n = columns.low.len();
+        let cut = columns.cut(n);
+        for (x, out) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+            let (x, out) = (&x[..n], &mut out[..n]);
+            // One loop per form, so each vectorises.
+            match columns.form {
                 Form::FakeQuantize => {
-                    for ((o, &v), (&low, &range)) in out.iter_mut().zip(x).zip(params) {
-                        *o = host::fake_quantize(v, low, range, levels);
+                    for j in 0..n {
+                        out[j] = cut.get(j).quantize(x[j], Form::FakeQuantize);
                     }
                 }
                 Form::Integer => {
-                    let grid = params.zip(self.zero_point.iter().zip(&self.step));
-                    for ((o, &v), ((&low, &range), (&zp, &step))) in out.iter_mut().zip(x).zip(grid)
-                    {
-                        *o = host::integer_value(host::level(v, low, range, levels), zp, step);
+                    for j in 0..n {
+                        out[j] = cut.get(j).quantize(x[j], Form::Integer);
                     }
                 }
             }
         }
     }
+}
 
-    /// Rows per parallel block.
-    fn rows_per_block(channels: usize) -> usize {
-        (BLOCK / channels).max(1)
-    }
+/// The backward of whole rows: per-channel sums in `f32` over the block's rows.
+struct RowsBackward<'a> {
+    x: &'a [f32],
+    /// The upstream gradient, overwritten with the input's.
+    grad: &'a mut [f32],
+    columns: &'a Columns,
+}
 
-    pub(super) fn forward(x: &[f32], grid: &Grid, channels: usize, out: &mut [f32]) {
-        let columns = Columns::new(grid);
-        let rows = |(x, out): (&[f32], &mut [f32])| {
-            for (x, out) in x.chunks(channels).zip(out.chunks_mut(channels)) {
-                columns.values_into(x, out);
+impl Kernel for RowsBackward<'_> {
+    type Output = Sums;
+
+    #[inline(always)]
+    fn run(self) -> Sums {
+        let Self { x, grad, columns } = self;
+        let n = columns.low.len();
+        let cut = columns.cut(n);
+        let mut acc = [vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]];
+        for (x, grad) in x.chunks_exact(n).zip(grad.chunks_exact_mut(n)) {
+            let (x, grad) = (&x[..n], &mut grad[..n]);
+            let [low, range, learned] = &mut acc;
+            let sums = [&mut low[..n], &mut range[..n], &mut learned[..n]];
+            match columns.form {
+                Form::FakeQuantize => row_backward(x, grad, &cut, sums, Form::FakeQuantize),
+                Form::Integer => row_backward(x, grad, &cut, sums, Form::Integer),
             }
-        };
-        let block = rows_per_block(channels) * channels;
-        if x.len() > BLOCK {
-            x.par_chunks(block)
-                .zip(out.par_chunks_mut(block))
-                .for_each(rows);
-        } else {
-            rows((x, out));
         }
+        (0..n)
+            .map(|j| [0, 1, 2].map(|k| f64::from(acc[k][j])))
+            .collect()
+    }
+}
+
+/// The backward of one row (`x`, `grad` and the sums all of the columns' length), adding each
+/// channel's terms to its sums; `form` is a constant at each call, so the loop vectorises.
+#[inline(always)]
+fn row_backward(x: &[f32], grad: &mut [f32], cut: &Cut, sums: [&mut [f32]; 3], form: Form) {
+    let n = x.len();
+    let [low, range, learned] = sums.map(|sum| &mut sum[..n]);
+    let grad = &mut grad[..n];
+    for j in 0..n {
+        let (dx, terms) = cut.get(j).gradient_terms(x[j], grad[j], form);
+        grad[j] = dx;
+        low[j] += terms[0];
+        range[j] += terms[1];
+        learned[j] += terms[2];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Inputs that hit every case: inside, below, above, the bounds themselves, infinities, NaN,
+    /// signed zeros, and values half-way between grid points.
+    fn inputs(n: usize) -> Vec<f32> {
+        let special = [
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -0.0,
+            0.0,
+            -1.0,
+            3.0,
+            -1.0 + 4.0 / 255.0 * 0.5,
+        ];
+        (0..n)
+            .map(|i| match i % 97 {
+                k if k < special.len() => special[k],
+                _ => ((i * 7919 % 1013) as f32 / 1013.0 - 0.5) * 9.0,
+            })
+            .collect()
     }
 
-    pub(super) fn backward(x: &[f32], grad: &mut [f32], grid: &Grid, channels: usize) -> Gradients {
-        let columns = Columns::new(grid);
-        // Per-channel sums of one block: (low, range, learned) as three columns.
-        let rows = |(x, grad): (&[f32], &mut [f32])| -> [Vec<f32>; 3] {
-            // One row's quantized values.
-            let mut q = vec![0.0f32; channels];
-            let mut acc = [
-                vec![0.0f32; channels],
-                vec![0.0f32; channels],
-                vec![0.0f32; channels],
-            ];
-            let [low_sum, range_sum, learned_sum] = &mut acc;
-            for (x, grad) in x.chunks(channels).zip(grad.chunks_mut(channels)) {
-                columns.values_into(x, &mut q);
-                let params = (columns.low.iter().zip(&columns.high)).zip(&columns.range);
-                let sums =
-                    (low_sum.iter_mut().zip(range_sum.iter_mut())).zip(learned_sum.iter_mut());
-                for (
-                    (((g, &v), &q), ((&low, &high), &range)),
-                    ((low_sum, range_sum), learned_sum),
-                ) in grad.iter_mut().zip(x).zip(&q).zip(params).zip(sums)
-                {
-                    let (dx, [d_low, d_range, d_learned]) =
-                        gradient_terms(v, *g, q, low, high, range);
-                    *g = dx;
-                    *low_sum += d_low;
-                    *range_sum += d_range;
-                    *learned_sum += d_learned;
+    /// The value, input gradient and sums element by element from [`host`] and NNCF's rules.
+    fn reference(x: &[f32], g: &[f32], grid: &Grid, channel: impl Fn(usize) -> usize) -> Expected {
+        let mut expected = Expected {
+            value: Vec::new(),
+            dx: Vec::new(),
+            sums: vec![[0.0f64; 3]; grid.low.len()],
+        };
+        let steps = (grid.levels - 1) as f32;
+        for (i, (&v, &g)) in x.iter().zip(g).enumerate() {
+            let c = channel(i);
+            let (low, range) = (grid.low[c], grid.range[c]);
+            let q = match grid.form {
+                Form::FakeQuantize => host::fake_quantize(v, low, range, grid.levels),
+                Form::Integer => host::integer_value(
+                    host::level(v, low, range, grid.levels),
+                    host::zero_point(low, range, grid.levels),
+                    range / steps,
+                ),
+            };
+            let (below, above) = (v < low, v > low + range);
+            let inside = !(below || above);
+            expected.value.push(q);
+            expected.dx.push(if inside { g } else { 0.0 });
+            let sums = &mut expected.sums[c];
+            if !inside {
+                sums[0] += f64::from(g);
+            }
+            if above {
+                sums[1] += f64::from(g);
+            }
+            if inside {
+                sums[2] += f64::from(g * ((q - v) / range));
+            }
+        }
+        expected
+    }
+
+    struct Expected {
+        value: Vec<f32>,
+        dx: Vec<f32>,
+        sums: Vec<[f64; 3]>,
+    }
+
+    fn bits(values: &[f32]) -> Vec<u32> {
+        values.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// Every instruction set this CPU runs, on inputs of several blocks in each layout and
+    /// form, gives the host formulas' values and input gradients bit for bit and their channel
+    /// sums up to summation order.
+    #[test]
+    fn every_instruction_set_and_layout_matches_the_host_formulas() {
+        // (dims, channel axis or None for per tensor)
+        let cases: [(&[usize], Option<usize>); 4] = [
+            (&[3, 5, 41, 43], None),
+            (&[64, 32, 3, 3], Some(0)),
+            (&[7, 6, 23, 29], Some(1)),
+            (&[300, 128], Some(1)),
+        ];
+        for ((dims, axis), form) in cases
+            .into_iter()
+            .flat_map(|c| [Form::FakeQuantize, Form::Integer].map(|f| (c, f)))
+        {
+            let n: usize = dims.iter().product();
+            let channels = axis.map_or(1, |a| dims[a]);
+            let inner: usize = axis.map_or(n, |a| dims[a + 1..].iter().product());
+            let layout = ChannelLayout { channels, inner };
+            let grid = Grid {
+                low: (0..channels).map(|c| -1.0 - c as f32 * 0.01).collect(),
+                range: (0..channels).map(|c| 4.0 + c as f32 * 0.03).collect(),
+                levels: 256,
+                form,
+            };
+            let x = inputs(n);
+            let g: Vec<f32> = (0..n).map(|i| (i % 13) as f32 * 0.25 - 1.5).collect();
+            let expected = reference(&x, &g, &grid, |i| (i / inner) % channels);
+            for isa in Isa::supported() {
+                let what = format!("{dims:?} axis {axis:?} {form:?} on {isa:?}");
+                let mut value = vec![0.0; n];
+                forward_on(isa, &x, &grid, layout, &mut value);
+                assert_eq!(bits(&value), bits(&expected.value), "{what}: value");
+                let mut dx = g.clone();
+                let sums = backward_on(isa, &x, &mut dx, &grid, layout);
+                assert_eq!(bits(&dx), bits(&expected.dx), "{what}: dx");
+                for (c, want) in expected.sums.iter().enumerate() {
+                    let got = [sums.low[c], sums.range[c], sums.learned[c]];
+                    for k in 0..3 {
+                        let tolerance = 1e-5 * want[k].abs().max(1.0);
+                        let close = (f64::from(got[k]) - want[k]).abs() <= tolerance;
+                        assert!(
+                            close || (want[k].is_nan() && got[k].is_nan()),
+                            "{what}: channel {c} sum {k}: {} against {}",
+                            got[k],
+                            want[k]
+                        );
+                    }
                 }
             }
-            acc
-        };
-        let add = |mut a: [Vec<f32>; 3], b: [Vec<f32>; 3]| {
-            for (a, b) in a.iter_mut().zip(b) {
-                for (a, b) in a.iter_mut().zip(b) {
-                    *a += b;
-                }
-            }
-            a
-        };
-        let block = rows_per_block(channels) * channels;
-        let [low, range, learned] = if x.len() > BLOCK {
-            x.par_chunks(block)
-                .zip(grad.par_chunks_mut(block))
-                .map(rows)
-                .reduce(
-                    || {
-                        [
-                            vec![0.0; channels],
-                            vec![0.0; channels],
-                            vec![0.0; channels],
-                        ]
-                    },
-                    add,
-                )
-        } else {
-            rows((x, grad))
-        };
-        Gradients {
-            low,
-            range,
-            learned,
         }
     }
 }
