@@ -1,16 +1,21 @@
-//! The CLI's failures: each bad input exits with status 1, names what is wrong on stderr, and
-//! leaves no output behind. (The successful path is the README's main command; the recipe
+//! The CLI's failures: each bad input (arguments, configs, the allocator variable) exits with
+//! status 1, names what is wrong on stderr, and leaves no output behind. (The successful path is the README's main command; the recipe
 //! itself is tested in the workspace's integration tests.)
 
 use std::path::Path;
 use std::process::Command;
 
-fn run(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_burn-compress"))
+/// The CLI with `args`, run from the repository's root.
+fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_burn-compress"));
+    command
         .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .output()
-        .expect("the CLI runs");
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
+    command
+}
+
+fn run(args: &[&str]) -> (i32, String) {
+    let out = command(args).output().expect("the CLI runs");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -104,4 +109,23 @@ fn bad_inputs_exit_non_zero_naming_the_problem_and_write_nothing() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
         assert!(!out.exists(), "{args:?} left {}", out.display());
     }
+}
+
+#[test]
+fn an_unknown_allocator_is_refused_by_name_and_system_runs() {
+    let with_allocator = |value: &str, args: &[&str]| {
+        command(args)
+            .env("BURN_COMPRESS_ALLOCATOR", value)
+            .output()
+            .expect("the CLI runs")
+    };
+    let refused = with_allocator("jemalloc", &["stats", "configs/mnist_qat.json"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("BURN_COMPRESS_ALLOCATOR=\"jemalloc\"") && stderr.contains("`system`"),
+        "{stderr}"
+    );
+    let system = with_allocator("system", &["--version"]);
+    assert!(system.status.success(), "{system:?}");
 }
