@@ -243,8 +243,10 @@ impl Kernel for ForwardBlock<'_> {
     }
 }
 
-/// The range parameters' gradients of one fused fake-quantize (see
-/// [`ChannelGrid::gradient_terms`]); [`backward`] writes the input's over the upstream gradient.
+/// The range parameters' gradients of one fused fake-quantize for the upstream gradient `g`,
+/// NNCF's formulas: `low` gets `g` below and above `[low, high]`; `range` gets `g` above (both
+/// through `high = low + range`); the learned parameter gets `g·((q − x)/range)` inside. (`x`
+/// gets `g` inside and 0 outside: [`backward`] writes that over the upstream gradient.)
 pub struct Gradients {
     /// Per channel.
     pub low: Vec<f32>,
