@@ -1,6 +1,7 @@
 //! The CLI's failures: each bad input (arguments, configs, the allocator variable) exits with
-//! status 1, names what is wrong on stderr, and leaves no output behind. (The successful path is the README's main command; the recipe
-//! itself is tested in the workspace's integration tests.)
+//! status 1, names what is wrong on stderr, and leaves no output behind. (The successful path
+//! is the README's main command; the recipe itself is tested in the workspace's integration
+//! tests.)
 
 use std::path::Path;
 use std::process::Command;

@@ -27,49 +27,52 @@ pub(crate) enum Isa {
 }
 
 impl Isa {
-    /// The instruction sets this CPU runs, widest first (the tests run each).
-    #[cfg(test)]
-    pub(crate) fn supported() -> Vec<Isa> {
-        #[allow(unused_mut)]
-        let mut all = Vec::new();
+    /// Every instruction set this build can compile kernels for, widest first.
+    const ALL: &'static [Isa] = &[
         #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                all.push(Isa::Avx512);
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                all.push(Isa::Avx2);
-            }
+        Isa::Avx512,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2,
+        Isa::Baseline,
+    ];
+
+    /// Whether this CPU runs it (detected once per feature; cheap after).
+    fn is_available(self) -> bool {
+        match self {
+            Isa::Baseline => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
         }
-        all.push(Isa::Baseline);
-        all
     }
 
-    /// The widest instruction set this CPU runs (detected once; cheap after).
+    /// The instruction sets this CPU runs, widest first (the tests run each).
+    #[cfg(test)]
+    pub(crate) fn supported() -> impl Iterator<Item = Isa> {
+        Self::ALL.iter().copied().filter(|isa| isa.is_available())
+    }
+
+    /// The widest instruction set this CPU runs.
     pub(crate) fn best() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return Isa::Avx512;
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                return Isa::Avx2;
-            }
-        }
-        Isa::Baseline
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|isa| isa.is_available())
+            .unwrap_or(Isa::Baseline)
     }
 
     /// Runs `kernel` compiled for this instruction set.
     ///
     /// # Panics
-    /// If the CPU does not support it (see [`supported`](Self::supported)).
+    /// If the CPU does not support it.
     #[inline]
     pub(crate) fn run<K: Kernel>(self, kernel: K) -> K::Output {
         match self {
             Isa::Baseline => kernel.run(),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => {
-                assert!(std::arch::is_x86_feature_detected!("avx2"), "no AVX2");
+                assert!(self.is_available(), "this CPU has no AVX2");
                 // SAFETY: the CPU supports AVX2 (checked just above).
                 unsafe { x86::avx2(kernel) }
             }

@@ -1,8 +1,8 @@
 //! The fused fake-quantize on host slices: the forward in one pass, the NNCF backward in one pass
 //! (the input's gradient per element, the range parameters' gradients as per-channel sums),
 //! split into blocks over rayon's threads, each block compiled for the CPU's widest vectors
-//! (the `isa` module). Every per-element value comes from [`host`], the numerics the tensor chain and the
-//! exporter share.
+//! (the `isa` module). Every per-element value comes from [`host`], the numerics the tensor
+//! chain and the exporter share.
 
 use rayon::prelude::*;
 
@@ -376,18 +376,19 @@ fn add_sums(mut a: Sums, b: Sums) -> Sums {
 
 /// The channels' constants as columns, for inputs whose channels are on the last axis (a
 /// Linear weight's output features): each row of `channels` elements walks all channels, so
-/// the loops run along a row and read the constants as vectors.
-struct Columns {
-    low: Vec<f32>,
-    range: Vec<f32>,
-    high: Vec<f32>,
-    zero_point: Vec<f32>,
-    step: Vec<f32>,
+/// the loops run along a row and read the constants as vectors. `C` is `Vec<f32>` (owned) or
+/// `&[f32]` cut to the row's length ([`Columns::cut`], so loops index it without bounds checks).
+struct Columns<C> {
+    low: C,
+    range: C,
+    high: C,
+    zero_point: C,
+    step: C,
     levels: u32,
     form: Form,
 }
 
-impl Columns {
+impl Columns<Vec<f32>> {
     fn new(grid: &Grid) -> Self {
         let channels = grid.channels();
         let column = |f: fn(&ChannelGrid) -> f32| channels.iter().map(f).collect();
@@ -402,32 +403,27 @@ impl Columns {
         }
     }
 
-    /// The columns cut to `n` (their length), so that loops over `0..n` index them without
-    /// bounds checks.
+    /// Number of channels.
+    fn len(&self) -> usize {
+        self.low.len()
+    }
+
+    /// The columns as slices of length `n` (all of them: `n` is [`len`](Self::len)).
     #[inline(always)]
-    fn cut(&self, n: usize) -> Cut<'_> {
-        Cut {
+    fn cut(&self, n: usize) -> Columns<&[f32]> {
+        Columns {
             low: &self.low[..n],
             range: &self.range[..n],
             high: &self.high[..n],
             zero_point: &self.zero_point[..n],
             step: &self.step[..n],
             levels: self.levels,
+            form: self.form,
         }
     }
 }
 
-/// [`Columns`] as slices of one known length.
-struct Cut<'a> {
-    low: &'a [f32],
-    range: &'a [f32],
-    high: &'a [f32],
-    zero_point: &'a [f32],
-    step: &'a [f32],
-    levels: u32,
-}
-
-impl Cut<'_> {
+impl Columns<&[f32]> {
     /// Channel `j`'s constants.
     #[inline(always)]
     fn get(&self, j: usize) -> ChannelGrid {
@@ -446,7 +442,7 @@ impl Cut<'_> {
 struct RowsForward<'a> {
     x: &'a [f32],
     out: &'a mut [f32],
-    columns: &'a Columns,
+    columns: &'a Columns<Vec<f32>>,
 }
 
 impl Kernel for RowsForward<'_> {
@@ -455,7 +451,7 @@ impl Kernel for RowsForward<'_> {
     #[inline(always)]
     fn run(self) {
         let Self { x, out, columns } = self;
-        let n = columns.low.len();
+        let n = columns.len();
         let cut = columns.cut(n);
         for (x, out) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
             let (x, out) = (&x[..n], &mut out[..n]);
@@ -481,7 +477,7 @@ struct RowsBackward<'a> {
     x: &'a [f32],
     /// The upstream gradient, overwritten with the input's.
     grad: &'a mut [f32],
-    columns: &'a Columns,
+    columns: &'a Columns<Vec<f32>>,
 }
 
 impl Kernel for RowsBackward<'_> {
@@ -490,7 +486,7 @@ impl Kernel for RowsBackward<'_> {
     #[inline(always)]
     fn run(self) -> Sums {
         let Self { x, grad, columns } = self;
-        let n = columns.low.len();
+        let n = columns.len();
         let cut = columns.cut(n);
         let mut acc = [vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]];
         for (x, grad) in x.chunks_exact(n).zip(grad.chunks_exact_mut(n)) {
@@ -511,7 +507,13 @@ impl Kernel for RowsBackward<'_> {
 /// The backward of one row (`x`, `grad` and the sums all of the columns' length), adding each
 /// channel's terms to its sums; `form` is a constant at each call, so the loop vectorises.
 #[inline(always)]
-fn row_backward(x: &[f32], grad: &mut [f32], cut: &Cut, sums: [&mut [f32]; 3], form: Form) {
+fn row_backward(
+    x: &[f32],
+    grad: &mut [f32],
+    cut: &Columns<&[f32]>,
+    sums: [&mut [f32]; 3],
+    form: Form,
+) {
     let n = x.len();
     let [low, range, learned] = sums.map(|sum| &mut sum[..n]);
     let grad = &mut grad[..n];
