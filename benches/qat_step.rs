@@ -1,8 +1,9 @@
 //! Training-step time of the reference CNN (batch 64) on flex CPU, and with `--features wgpu`
 //! on wgpu too, in five variants measured interleaved in one run per device: FP32, QAT (INT8,
 //! fused fake-quantize), the same QAT with the unfused chain of tensor ops, 50 % magnitude masks
-//! alone (FP32), and the masks + QAT. Prints each variant's median and its ratio to FP32, per round and over all
-//! rounds. Run: `cargo bench --bench qat_step`.
+//! alone (FP32), and the masks + QAT. Prints each variant's median and its ratio to FP32, per
+//! round and over all rounds, and the median and quartiles of the per-step ratios (each step
+//! runs every variant on the same batch, back to back). Run: `cargo bench --bench qat_step`.
 //!
 //! Env: `QAT_BENCH_STEPS` (timed steps per variant and round, default 30), `QAT_BENCH_ROUNDS`
 //! (rounds, default 3), `QAT_BENCH_DEVICES` (`flex`, `wgpu` or `flex,wgpu`; default all built),
@@ -161,6 +162,7 @@ fn bench_device(name: &str, device: Device, steps: usize, rounds: usize) {
     }
     let medians: Vec<f64> = variants.iter().map(|v| median(&v.times)).collect();
     println!("{name} all rounds: {}", summary(&variants, &medians));
+    println!("{name} paired: {}", paired_ratios(&variants));
 }
 
 /// One model trained step by step, with its timings.
@@ -205,6 +207,29 @@ impl Variant {
         fused::set_enabled(true);
         seconds
     }
+}
+
+/// Each variant's median over the steps of its time divided by the first variant's in the same
+/// step (same batch, run back to back), and the quartiles of those ratios: a ratio that slow
+/// swings of the machine's speed, which move both times of a step alike, do not shift.
+fn paired_ratios(variants: &[Variant]) -> String {
+    let first = &variants[0].times;
+    variants
+        .iter()
+        .map(|v| {
+            let mut ratios: Vec<f64> = v.times.iter().zip(first).map(|(t, f)| t / f).collect();
+            ratios.sort_by(f64::total_cmp);
+            let quartile = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
+            format!(
+                "{} {:.2}x (middle half {:.2}–{:.2}x)",
+                v.name,
+                median(&ratios),
+                quartile(0.25),
+                quartile(0.75)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Each variant's median and its ratio to the first (FP32 unless `QAT_BENCH_VARIANTS` drops it).
