@@ -12,10 +12,12 @@
 
 pub mod bn;
 pub mod calibration;
+pub mod conv;
 pub mod error;
 pub mod fake_quant;
 pub mod fused;
 pub mod grid;
+mod isa;
 pub mod mask;
 pub mod quantizer;
 pub mod schedule;

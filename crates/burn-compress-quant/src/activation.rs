@@ -9,7 +9,8 @@
 
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d};
-use burn::nn::Linear;
+use burn::nn::{Linear, PaddingConfig2d};
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 
 use burn_compress_core::calibration;
@@ -48,9 +49,9 @@ impl ActivationQuantizer {
 }
 
 /// A convolution wrapper `$name` over the stock layer `$layer` (input and output of rank
-/// `$rank`) whose input passes through an [`ActivationQuantizer`].
+/// `$rank`, applied by `$apply`) whose input passes through an [`ActivationQuantizer`].
 macro_rules! input_quantized_conv {
-    ($name:ident, $layer:ident, $rank:literal) => {
+    ($name:ident, $layer:ident, $rank:literal, $apply:expr) => {
         #[doc = concat!("A [`", stringify!($layer), "`] whose input passes through an [`ActivationQuantizer`].")]
         #[derive(Module, Debug)]
         pub struct $name {
@@ -72,16 +73,44 @@ macro_rules! input_quantized_conv {
 
             /// `conv(quantize(x))`.
             pub fn forward(&self, x: Tensor<$rank>) -> Tensor<$rank> {
-                self.conv.forward(self.input_quant.forward(x))
+                $apply(&self.conv, self.input_quant.forward(x))
             }
         }
     };
 }
 
-input_quantized_conv!(QConv1d, Conv1d, 3);
-input_quantized_conv!(QConv2d, Conv2d, 4);
-input_quantized_conv!(QConvTranspose1d, ConvTranspose1d, 3);
-input_quantized_conv!(QConvTranspose2d, ConvTranspose2d, 4);
+input_quantized_conv!(QConv1d, Conv1d, 3, Conv1d::forward);
+input_quantized_conv!(QConv2d, Conv2d, 4, conv2d_forward);
+input_quantized_conv!(
+    QConvTranspose1d,
+    ConvTranspose1d,
+    3,
+    ConvTranspose1d::forward
+);
+input_quantized_conv!(
+    QConvTranspose2d,
+    ConvTranspose2d,
+    4,
+    ConvTranspose2d::forward
+);
+
+/// `conv.forward(x)`, through [`burn_compress_core::conv::conv2d`] (a faster input gradient for
+/// few input channels on Flex) where the padding is given (`Valid`, `Explicit`); `Same` padding
+/// is resolved inside Burn's layer, so those layers keep its forward.
+fn conv2d_forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let padding = match conv.padding {
+        PaddingConfig2d::Valid => [(0, 0); 2],
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
+        PaddingConfig2d::Same => return conv.forward(x),
+    };
+    let options = ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups);
+    burn_compress_core::conv::conv2d(
+        x,
+        conv.weight.val(),
+        conv.bias.as_ref().map(|bias| bias.val()),
+        options,
+    )
+}
 
 /// A [`Linear`] whose input passes through an [`ActivationQuantizer`].
 #[derive(Module, Debug)]

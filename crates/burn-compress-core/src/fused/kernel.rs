@@ -1,13 +1,13 @@
 //! The fused fake-quantize on host slices: the forward in one pass, the NNCF backward in one pass
 //! (the input's gradient per element, the range parameters' gradients as per-channel sums),
 //! split into blocks over rayon's threads, each block compiled for the CPU's widest vectors
-//! (the `isa` module). Every per-element value comes from [`host`], the numerics the tensor
+//! (the crate's `isa` module). Every per-element value comes from [`host`], the numerics the tensor
 //! chain and the exporter share.
 
 use rayon::prelude::*;
 
-use super::isa::{Isa, Kernel};
 use crate::fake_quant::{host, Form};
+use crate::isa::{Isa, Kernel};
 
 /// Elements per parallel block: small tensors (weights) run on the calling thread.
 const BLOCK: usize = 1 << 14;

@@ -11,7 +11,6 @@
 //! unfused chain otherwise (other devices, dtypes and broadcasts): the two give the same values
 //! bit for bit and the same per-element gradients (tests).
 
-mod isa;
 pub mod kernel;
 pub mod primitive;
 

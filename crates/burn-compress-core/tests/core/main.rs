@@ -1,7 +1,9 @@
 //! Tests of burn-compress-core against independent references: hand-computed schedule levels,
+//! Burn's own convolution,
 //! hand-written fake-quantize and mask formulas, and Burn's own module lifecycle (valid(),
 //! records, device moves).
 
+mod conv;
 mod rounding;
 mod schedule;
 mod transform;
