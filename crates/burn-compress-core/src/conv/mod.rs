@@ -14,6 +14,8 @@
 
 mod input_gradient;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -26,6 +28,19 @@ use burn::backend::{backend_extension, Autodiff, DispatchDevice, Flex, TensorMet
 use burn::tensor::{Tensor, TensorData};
 
 use input_gradient::Geometry;
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns this module's convolution on (the default) or off for the whole process; off,
+/// [`conv2d`] is Burn's everywhere.
+pub fn set_enabled(enabled: bool) {
+    ENABLED.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether this module's convolution is turned on (see [`set_enabled`]).
+pub fn is_enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
 
 /// Up to this many input channels (per group), the input gradient on Flex is this module's;
 /// above, Flex's own (its matrix products are then wide enough).
@@ -213,7 +228,7 @@ impl Backward<Flex, 2> for NoBias {
 }
 
 /// `conv2d(x, weight, bias, options)`: on Flex with autodiff, where `x` is tracked and `f32`,
-/// the operation of the module docs; Burn's `conv2d` everywhere else.
+/// the operation of the module docs (while [`is_enabled`]); Burn's `conv2d` everywhere else.
 pub fn conv2d(
     x: Tensor<4>,
     weight: Tensor<4>,
@@ -228,7 +243,7 @@ pub fn conv2d(
                 DispatchDevice::Flex(_)
             )
     };
-    if !x.is_tracked() || !on_flex(&x) || !on_flex(&weight) {
+    if !is_enabled() || !x.is_tracked() || !on_flex(&x) || !on_flex(&weight) {
         return burn::tensor::module::conv2d(x, weight, bias, options);
     }
     type Op = burn::backend::Dispatch;

@@ -9,8 +9,30 @@ use rayon::prelude::*;
 use crate::fake_quant::{host, Form};
 use crate::isa::{Isa, Kernel};
 
-/// Elements per parallel block: small tensors (weights) run on the calling thread.
+/// Elements per parallel block.
 const BLOCK: usize = 1 << 14;
+
+/// Tensors with fewer elements run on the calling thread, in one block: in a training step the
+/// pool's threads sleep between operations, and waking one costs more than it saves on such a
+/// tensor.
+const PARALLEL_FROM: usize = 1 << 17;
+
+/// How a call runs: the instruction set, and the size from which a tensor is split over threads.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    isa: Isa,
+    parallel_from: usize,
+}
+
+impl Plan {
+    /// The widest instruction set the CPU has; parallel from [`PARALLEL_FROM`] elements.
+    fn best() -> Self {
+        Self {
+            isa: Isa::best(),
+            parallel_from: PARALLEL_FROM,
+        }
+    }
+}
 
 /// Independent accumulators per sum, so the element loop vectorises (float addition is not
 /// reassociated by the compiler): one AVX-512 register of `f32`.
@@ -126,16 +148,17 @@ impl Grid {
 
 /// Splits `x` and `out` (same length) into blocks of about [`BLOCK`] elements (whole rows of
 /// `row`) and runs `block(start, x, out)` on each, in parallel when there is more than one;
-/// `merge` folds the results.
+/// `merge` folds the results. Under `parallel_from` elements, one block on the calling thread.
 fn blocks<R: Send>(
     x: &[f32],
     out: &mut [f32],
     row: usize,
+    parallel_from: usize,
     block: impl Fn(usize, &[f32], &mut [f32]) -> R + Sync,
     merge: impl Fn(R, R) -> R + Sync + Send,
 ) -> R {
     let size = (BLOCK / row).max(1) * row;
-    if x.len() <= size {
+    if x.len() <= size || x.len() < parallel_from {
         return block(0, x, out);
     }
     x.par_chunks(size)
@@ -148,11 +171,12 @@ fn blocks<R: Send>(
 
 /// Writes the fake-quantized `x` into `out` (same length).
 pub fn forward(x: &[f32], grid: &Grid, layout: ChannelLayout, out: &mut [f32]) {
-    forward_on(Isa::best(), x, grid, layout, out);
+    forward_on(Plan::best(), x, grid, layout, out);
 }
 
-/// [`forward`] compiled for `isa`.
-fn forward_on(isa: Isa, x: &[f32], grid: &Grid, layout: ChannelLayout, out: &mut [f32]) {
+/// [`forward`] run as `plan` says.
+fn forward_on(plan: Plan, x: &[f32], grid: &Grid, layout: ChannelLayout, out: &mut [f32]) {
+    let Plan { isa, parallel_from } = plan;
     if layout.is_interleaved() {
         let columns = Columns::new(grid);
         let rows = |_, x: &[f32], out: &mut [f32]| {
@@ -162,13 +186,14 @@ fn forward_on(isa: Isa, x: &[f32], grid: &Grid, layout: ChannelLayout, out: &mut
                 columns: &columns,
             })
         };
-        return blocks(x, out, layout.channels, rows, |(), ()| ());
+        return blocks(x, out, layout.channels, parallel_from, rows, |(), ()| ());
     }
     let channels = grid.channels();
     blocks(
         x,
         out,
         1,
+        parallel_from,
         |start, x, out| {
             isa.run(ForwardBlock(Block {
                 x,
@@ -263,17 +288,18 @@ type Sums = Vec<[f64; 3]>;
 /// overwrites `grad` with the input's gradient, element by element (no allocation the size of
 /// the input).
 pub fn backward(x: &[f32], grad: &mut [f32], grid: &Grid, layout: ChannelLayout) -> Gradients {
-    backward_on(Isa::best(), x, grad, grid, layout)
+    backward_on(Plan::best(), x, grad, grid, layout)
 }
 
-/// [`backward`] compiled for `isa`.
+/// [`backward`] run as `plan` says.
 fn backward_on(
-    isa: Isa,
+    plan: Plan,
     x: &[f32],
     grad: &mut [f32],
     grid: &Grid,
     layout: ChannelLayout,
 ) -> Gradients {
+    let Plan { isa, parallel_from } = plan;
     let sums = if layout.is_interleaved() {
         let columns = Columns::new(grid);
         let rows = |_, x: &[f32], grad: &mut [f32]| {
@@ -283,13 +309,14 @@ fn backward_on(
                 columns: &columns,
             })
         };
-        blocks(x, grad, layout.channels, rows, add_sums)
+        blocks(x, grad, layout.channels, parallel_from, rows, add_sums)
     } else {
         let channels = grid.channels();
         blocks(
             x,
             grad,
             1,
+            parallel_from,
             |start, x, grad| {
                 isa.run(BackwardBlock(Block {
                     x,
@@ -598,8 +625,8 @@ mod tests {
         values.iter().map(|v| v.to_bits()).collect()
     }
 
-    /// Every instruction set this CPU runs, on inputs of several blocks in each layout and
-    /// form, gives the host formulas' values and input gradients bit for bit and their channel
+    /// Every instruction set this CPU runs, on inputs in one block and in several, in each
+    /// layout and form, gives the host formulas' values and input gradients bit for bit and their channel
     /// sums up to summation order.
     #[test]
     fn every_instruction_set_and_layout_matches_the_host_formulas() {
@@ -627,13 +654,21 @@ mod tests {
             let x = inputs(n);
             let g: Vec<f32> = (0..n).map(|i| (i % 13) as f32 * 0.25 - 1.5).collect();
             let expected = reference(&x, &g, &grid, |i| (i / inner) % channels);
-            for isa in Isa::supported() {
-                let what = format!("{dims:?} axis {axis:?} {form:?} on {isa:?}");
+            assert!(
+                n < PARALLEL_FROM && n > BLOCK,
+                "{dims:?}: one block or several"
+            );
+            // Each instruction set, in one block and (parallel from 0) in several.
+            let plans = Isa::supported().flat_map(|isa| {
+                [PARALLEL_FROM, 0].map(|parallel_from| Plan { isa, parallel_from })
+            });
+            for plan in plans {
+                let what = format!("{dims:?} axis {axis:?} {form:?} as {plan:?}");
                 let mut value = vec![0.0; n];
-                forward_on(isa, &x, &grid, layout, &mut value);
+                forward_on(plan, &x, &grid, layout, &mut value);
                 assert_eq!(bits(&value), bits(&expected.value), "{what}: value");
                 let mut dx = g.clone();
-                let sums = backward_on(isa, &x, &mut dx, &grid, layout);
+                let sums = backward_on(plan, &x, &mut dx, &grid, layout);
                 assert_eq!(bits(&dx), bits(&expected.dx), "{what}: dx");
                 for (c, want) in expected.sums.iter().enumerate() {
                     let got = [sums.low[c], sums.range[c], sums.learned[c]];
