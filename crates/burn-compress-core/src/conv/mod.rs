@@ -156,7 +156,8 @@ struct ConvState {
 
 impl ConvState {
     /// Registers the gradients of the tracked parents: Burn's, but the input's from this
-    /// module's kernel where it applies.
+    /// module's kernel (Flex's for shapes the kernel does not take, which [`conv2d`] keeps
+    /// away).
     fn register(
         self,
         grad: FlexTensor,
@@ -228,7 +229,8 @@ impl Backward<Flex, 2> for NoBias {
 }
 
 /// `conv2d(x, weight, bias, options)`: on Flex with autodiff, where `x` is tracked and `f32`,
-/// the operation of the module docs (while [`is_enabled`]); Burn's `conv2d` everywhere else.
+/// the stride 1 and the input channels per group at most [`FEW_CHANNELS`], the operation of the
+/// module docs (while [`is_enabled`]); Burn's `conv2d` everywhere else.
 pub fn conv2d(
     x: Tensor<4>,
     weight: Tensor<4>,
@@ -243,7 +245,9 @@ pub fn conv2d(
                 DispatchDevice::Flex(_)
             )
     };
-    if !is_enabled() || !x.is_tracked() || !on_flex(&x) || !on_flex(&weight) {
+    let few_channels = x.dims()[1] / options.groups.max(1) <= FEW_CHANNELS;
+    let applies = options.stride == [1, 1] && few_channels && x.is_tracked();
+    if !is_enabled() || !applies || !on_flex(&x) || !on_flex(&weight) {
         return burn::tensor::module::conv2d(x, weight, bias, options);
     }
     type Op = burn::backend::Dispatch;

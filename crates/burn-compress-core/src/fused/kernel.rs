@@ -32,6 +32,55 @@ impl Plan {
             parallel_from: PARALLEL_FROM,
         }
     }
+
+    /// Splits `x` and `out` (same length) into blocks of about [`BLOCK`] elements (whole rows
+    /// of `row`) and runs `block(start, x, out)` on each, in parallel when there is more than
+    /// one; `merge` folds the results. Under `parallel_from` elements, one block on the calling
+    /// thread.
+    fn blocks<R: Send>(
+        self,
+        x: &[f32],
+        out: &mut [f32],
+        row: usize,
+        block: impl Fn(usize, &[f32], &mut [f32]) -> R + Sync,
+        merge: impl Fn(R, R) -> R + Sync + Send,
+    ) -> R {
+        let size = (BLOCK / row).max(1) * row;
+        if x.len() <= size || x.len() < self.parallel_from {
+            return block(0, x, out);
+        }
+        x.par_chunks(size)
+            .zip(out.par_chunks_mut(size))
+            .enumerate()
+            .map(|(b, (x, out))| block(b * size, x, out))
+            .reduce_with(merge)
+            .expect("at least one block")
+    }
+
+    /// [`blocks`](Self::blocks) of a layout whose channels are not the last axis: `kernel`
+    /// gets each block with its channels' constants.
+    fn channel_blocks<R: Send>(
+        self,
+        x: &[f32],
+        out: &mut [f32],
+        grid: &Grid,
+        layout: ChannelLayout,
+        kernel: impl Fn(Block<'_>) -> R + Sync,
+        merge: impl Fn(R, R) -> R + Sync + Send,
+    ) -> R {
+        let channels = grid.channels();
+        let block = |start, x: &[f32], out: &mut [f32]| {
+            kernel(Block {
+                x,
+                out,
+                start,
+                channels: &channels,
+                layout,
+                form: grid.form,
+            })
+        };
+        self.blocks(x, out, 1, block, merge)
+    }
 }
 
 /// Independent accumulators per sum, so the element loop vectorises (float addition is not
@@ -146,29 +195,6 @@ impl Grid {
     }
 }
 
-/// Splits `x` and `out` (same length) into blocks of about [`BLOCK`] elements (whole rows of
-/// `row`) and runs `block(start, x, out)` on each, in parallel when there is more than one;
-/// `merge` folds the results. Under `parallel_from` elements, one block on the calling thread.
-fn blocks<R: Send>(
-    x: &[f32],
-    out: &mut [f32],
-    row: usize,
-    parallel_from: usize,
-    block: impl Fn(usize, &[f32], &mut [f32]) -> R + Sync,
-    merge: impl Fn(R, R) -> R + Sync + Send,
-) -> R {
-    let size = (BLOCK / row).max(1) * row;
-    if x.len() <= size || x.len() < parallel_from {
-        return block(0, x, out);
-    }
-    x.par_chunks(size)
-        .zip(out.par_chunks_mut(size))
-        .enumerate()
-        .map(|(b, (x, out))| block(b * size, x, out))
-        .reduce_with(merge)
-        .expect("at least one block")
-}
-
 /// Writes the fake-quantized `x` into `out` (same length).
 pub fn forward(x: &[f32], grid: &Grid, layout: ChannelLayout, out: &mut [f32]) {
     forward_on(Plan::best(), x, grid, layout, out);
@@ -176,7 +202,7 @@ pub fn forward(x: &[f32], grid: &Grid, layout: ChannelLayout, out: &mut [f32]) {
 
 /// [`forward`] run as `plan` says.
 fn forward_on(plan: Plan, x: &[f32], grid: &Grid, layout: ChannelLayout, out: &mut [f32]) {
-    let Plan { isa, parallel_from } = plan;
+    let isa = plan.isa;
     if layout.is_interleaved() {
         let columns = Columns::new(grid);
         let rows = |_, x: &[f32], out: &mut [f32]| {
@@ -186,26 +212,10 @@ fn forward_on(plan: Plan, x: &[f32], grid: &Grid, layout: ChannelLayout, out: &m
                 columns: &columns,
             })
         };
-        return blocks(x, out, layout.channels, parallel_from, rows, |(), ()| ());
+        return plan.blocks(x, out, layout.channels, rows, |(), ()| ());
     }
-    let channels = grid.channels();
-    blocks(
-        x,
-        out,
-        1,
-        parallel_from,
-        |start, x, out| {
-            isa.run(ForwardBlock(Block {
-                x,
-                out,
-                start,
-                channels: &channels,
-                layout,
-                form: grid.form,
-            }))
-        },
-        |(), ()| (),
-    );
+    let block = |block: Block<'_>| isa.run(ForwardBlock(block));
+    plan.channel_blocks(x, out, grid, layout, block, |(), ()| ());
 }
 
 /// One block of a contiguous input, starting at element `start`, with `out` of the same
@@ -299,7 +309,7 @@ fn backward_on(
     grid: &Grid,
     layout: ChannelLayout,
 ) -> Gradients {
-    let Plan { isa, parallel_from } = plan;
+    let isa = plan.isa;
     let sums = if layout.is_interleaved() {
         let columns = Columns::new(grid);
         let rows = |_, x: &[f32], grad: &mut [f32]| {
@@ -309,26 +319,10 @@ fn backward_on(
                 columns: &columns,
             })
         };
-        blocks(x, grad, layout.channels, parallel_from, rows, add_sums)
+        plan.blocks(x, grad, layout.channels, rows, add_sums)
     } else {
-        let channels = grid.channels();
-        blocks(
-            x,
-            grad,
-            1,
-            parallel_from,
-            |start, x, grad| {
-                isa.run(BackwardBlock(Block {
-                    x,
-                    out: grad,
-                    start,
-                    channels: &channels,
-                    layout,
-                    form: grid.form,
-                }))
-            },
-            add_sums,
-        )
+        let block = |block: Block<'_>| isa.run(BackwardBlock(block));
+        plan.channel_blocks(x, grad, grid, layout, block, add_sums)
     };
     let column = |k: usize| sums.iter().map(|s| s[k] as f32).collect();
     Gradients {

@@ -1,6 +1,7 @@
 //! `conv::conv2d` against Burn's own `conv2d` on Flex with autodiff: the same output and weight
 //! and bias gradients bit for bit, the same input gradient up to summation order where its own
-//! kernel computes it (few input channels, stride 1) and bit for bit where Flex's does.
+//! kernel computes it (few input channels, stride 1) and bit for bit where it leaves the work to
+//! Burn (a stride of 2, more channels).
 
 use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
