@@ -1,15 +1,21 @@
 //! Training-step time of the reference CNN (batch 64) on flex CPU, and with `--features wgpu`
 //! on wgpu too, in five variants measured interleaved in one run per device: FP32, QAT (INT8,
 //! fused fake-quantize), the same QAT with the unfused chain of tensor ops, 50 % magnitude masks
-//! alone (FP32), and the masks + QAT. Prints each variant's median and its ratio to FP32, per
-//! round and over all rounds, and the median and quartiles of the per-step ratios (each step
-//! runs every variant on the same batch, back to back). Run: `cargo bench --bench qat_step`.
+//! alone (FP32), and the masks + QAT. The variants take turns (rotating which goes first), each
+//! turn a few steps of one variant on the same batches as the others': its first step untimed
+//! (it pays for what the variant before left behind: memory returned to the system, sleeping
+//! threads), the rest timed, as steps follow one another in training. Prints each variant's
+//! median and its ratio to FP32, per round and over all rounds, and the median and quartiles of
+//! the per-step ratios (a step number is the same batch for every variant). Run:
+//! `cargo bench --bench qat_step`.
 //!
 //! Env: `QAT_BENCH_STEPS` (timed steps per variant and round, default 30), `QAT_BENCH_ROUNDS`
-//! (rounds, default 3), `QAT_BENCH_DEVICES` (`flex`, `wgpu` or `flex,wgpu`; default all built),
+//! (rounds, default 3), `QAT_BENCH_BLOCK` (timed steps per turn, default 5),
+//! `QAT_BENCH_DEVICES` (`flex`, `wgpu` or `flex,wgpu`; default all built),
 //! `QAT_BENCH_VARIANTS` (names to time, e.g. `FP32,masks` for a profiler; default all; ratios
-//! are to the first one timed), `BURN_COMPRESS_ALLOCATOR` (`mimalloc`, the default, as in the
-//! CLI; `system` for the platform's `malloc`).
+//! are to the first one timed), `QAT_BENCH_CSV` (a file to append every timed step to),
+//! `BURN_COMPRESS_ALLOCATOR` (`mimalloc`, the default, as in the CLI; `system` for the
+//! platform's `malloc`).
 
 use std::time::Instant;
 
@@ -127,26 +133,45 @@ fn bench_device(name: &str, device: Device, steps: usize, rounds: usize) {
         );
     }
 
+    let timing = Timing::from_env(steps);
     println!(
-        "reference CNN, batch 64, {name}: {rounds} rounds of {steps} interleaved steps per \
-         variant, in rotating order (after 5 warm-up steps), allocator {}; QAT runs the fused \
-         fake-quantize where the device has it, \"QAT unfused\" the chain of tensor ops it \
-         replaces",
+        "reference CNN, batch 64, {name}: {rounds} rounds of {} steps per variant, in turns of \
+         {} timed steps after {SETTLE} untimed (the variants in rotating order, after {WARM_UP} \
+         warm-up steps each), allocator {}; QAT runs the fused fake-quantize where the device \
+         has it, \"QAT unfused\" the chain of tensor ops it replaces",
+        timing.turns * timing.block,
+        timing.block,
         burn_compress_recipes::allocator_name()
     );
-    let mut step = 0;
+    let mut next_batch = 0;
+    let mut batch = |count: usize| {
+        let first = next_batch;
+        next_batch += count;
+        (first..first + count)
+            .map(|b| data.train.batch(&batches[b % batches.len()], &device))
+            .collect::<Vec<_>>()
+    };
+    let warm_up = batch(WARM_UP);
+    for variant in &mut variants {
+        for (images, labels) in &warm_up {
+            variant.step(images.clone(), labels.clone());
+        }
+    }
+    let mut turn = 0;
     for round in 0..rounds {
-        let warmup = if round == 0 { 5 } else { 0 };
         let mut round_times = vec![Vec::new(); variants.len()];
-        for i in 0..steps + warmup {
-            let (images, labels) = data.train.batch(&batches[step % batches.len()], &device);
-            step += 1;
-            // Each step starts with the next variant, so no variant always runs first.
+        for _ in 0..timing.turns {
+            // Every variant trains on the same batches; each turn starts with the next variant.
+            let batches = batch(SETTLE + timing.block);
+            turn += 1;
             let n = variants.len();
-            for k in (0..n).map(|k| (k + step) % n) {
-                let seconds = variants[k].step(images.clone(), labels.clone());
-                if i >= warmup {
-                    round_times[k].push(seconds);
+            for k in (0..n).map(|k| (k + turn) % n) {
+                for (j, (images, labels)) in batches.iter().enumerate() {
+                    let seconds = variants[k].step(images.clone(), labels.clone());
+                    if j >= SETTLE {
+                        round_times[k].push(seconds);
+                        variants[k].positions.push((k + n - turn % n) % n);
+                    }
                 }
             }
         }
@@ -162,7 +187,59 @@ fn bench_device(name: &str, device: Device, steps: usize, rounds: usize) {
     }
     let medians: Vec<f64> = variants.iter().map(|v| median(&v.times)).collect();
     println!("{name} all rounds: {}", summary(&variants, &medians));
+    if let Ok(path) = std::env::var("QAT_BENCH_CSV") {
+        write_times(&path, name, &variants);
+    }
     println!("{name} paired: {}", paired_ratios(&variants));
+}
+
+/// Writes every timed step to `path` as CSV (`device,step,variant,position,ms`: `position` is
+/// the variant's place in its turn's order, 0 first; a step number is one batch for every
+/// variant), appending, for a closer look at the spread than the medians give.
+fn write_times(path: &str, device: &str, variants: &[Variant]) {
+    let mut csv = String::new();
+    for variant in variants {
+        let steps = variant.times.iter().zip(&variant.positions).enumerate();
+        for (i, (seconds, position)) in steps {
+            csv += &format!(
+                "{device},{i},{},{position},{:.3}\n",
+                variant.name,
+                seconds * 1e3
+            );
+        }
+    }
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, csv.as_bytes()));
+    if let Err(e) = written {
+        eprintln!("QAT_BENCH_CSV: cannot write {path}: {e}");
+    }
+}
+
+/// Untimed steps of each variant before the first timed one.
+const WARM_UP: usize = 5;
+
+/// Untimed steps at the start of each turn: the step after another variant's pays for what that
+/// one left (freed memory returned to the system, the pool's threads gone to sleep).
+const SETTLE: usize = 1;
+
+/// How each round is split: `turns` turns in which every variant trains `block` timed steps.
+struct Timing {
+    turns: usize,
+    block: usize,
+}
+
+impl Timing {
+    /// `QAT_BENCH_BLOCK` timed steps per turn (default 5), turns enough for `steps` per round.
+    fn from_env(steps: usize) -> Self {
+        let block = env("QAT_BENCH_BLOCK", 5).max(1);
+        Self {
+            turns: steps.div_ceil(block).max(1),
+            block,
+        }
+    }
 }
 
 /// One model trained step by step, with its timings.
@@ -172,7 +249,10 @@ struct Variant {
     trainer: Trainer,
     hook: Option<Compression>,
     fused: bool,
+    /// Each timed step's seconds.
     times: Vec<f64>,
+    /// Each timed step's place in its turn's order of variants.
+    positions: Vec<usize>,
 }
 
 impl Variant {
@@ -190,6 +270,7 @@ impl Variant {
             hook,
             fused,
             times: Vec::new(),
+            positions: Vec::new(),
         }
     }
 
@@ -210,8 +291,8 @@ impl Variant {
 }
 
 /// Each variant's median over the steps of its time divided by the first variant's in the same
-/// step (same batch, run back to back), and the quartiles of those ratios: a ratio that slow
-/// swings of the machine's speed, which move both times of a step alike, do not shift.
+/// step (same batch, within one round of turns), and the quartiles of those ratios: a ratio
+/// that slow swings of the machine's speed, which move both times of a step alike, do not shift.
 fn paired_ratios(variants: &[Variant]) -> String {
     let first = &variants[0].times;
     variants

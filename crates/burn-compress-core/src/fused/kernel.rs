@@ -1,8 +1,11 @@
-//! The fused fake-quantize on host slices: the forward in one pass, the NNCF backward in one pass
-//! (the input's gradient per element, the range parameters' gradients as per-channel sums),
-//! split into blocks over rayon's threads, each block compiled for the CPU's widest vectors
-//! (the crate's `isa` module). Every per-element value comes from [`host`], the numerics the tensor
-//! chain and the exporter share.
+//! The fused fake-quantize on host slices: the forward in one pass into an output it allocates
+//! without zeroing, the NNCF backward in one pass (the input's gradient per element, the range
+//! parameters' gradients as per-channel sums) reading the forward's output instead of
+//! quantizing again (two divisions per element fewer), split into blocks over rayon's threads,
+//! each block compiled for the CPU's widest vectors (the crate's `isa` module). Every
+//! per-element value comes from [`host`], the numerics the tensor chain and the exporter share.
+
+use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
@@ -33,45 +36,47 @@ impl Plan {
         }
     }
 
-    /// Splits `x` and `out` (same length) into blocks of about [`BLOCK`] elements (whole rows
-    /// of `row`) and runs `block(start, x, out)` on each, in parallel when there is more than
-    /// one; `merge` folds the results. Under `parallel_from` elements, one block on the calling
-    /// thread.
-    fn blocks<R: Send>(
+    /// Splits `out` and the `inputs` (all of `out`'s length) into blocks of about [`BLOCK`]
+    /// elements (whole rows of `row`) and runs `block(start, inputs, out)` on each, in
+    /// parallel when there is more than one; `merge` folds the results. Under `parallel_from`
+    /// elements, one block on the calling thread.
+    fn blocks<const N: usize, T: Send, R: Send>(
         self,
-        x: &[f32],
-        out: &mut [f32],
+        inputs: [&[f32]; N],
+        out: &mut [T],
         row: usize,
-        block: impl Fn(usize, &[f32], &mut [f32]) -> R + Sync,
+        block: impl Fn(usize, [&[f32]; N], &mut [T]) -> R + Sync,
         merge: impl Fn(R, R) -> R + Sync + Send,
     ) -> R {
         let size = (BLOCK / row).max(1) * row;
-        if x.len() <= size || x.len() < self.parallel_from {
-            return block(0, x, out);
+        if out.len() <= size || out.len() < self.parallel_from {
+            return block(0, inputs, out);
         }
-        x.par_chunks(size)
-            .zip(out.par_chunks_mut(size))
+        out.par_chunks_mut(size)
             .enumerate()
-            .map(|(b, (x, out))| block(b * size, x, out))
+            .map(|(b, out)| {
+                let start = b * size;
+                block(start, inputs.map(|s| &s[start..start + out.len()]), out)
+            })
             .reduce_with(merge)
             .expect("at least one block")
     }
 
     /// [`blocks`](Self::blocks) of a layout whose channels are not the last axis: `kernel`
     /// gets each block with its channels' constants.
-    fn channel_blocks<R: Send>(
+    fn channel_blocks<const N: usize, T: Send, R: Send>(
         self,
-        x: &[f32],
-        out: &mut [f32],
+        inputs: [&[f32]; N],
+        out: &mut [T],
         grid: &Grid,
         layout: ChannelLayout,
-        kernel: impl Fn(Block<'_>) -> R + Sync,
+        kernel: impl Fn(Block<'_, N, T>) -> R + Sync,
         merge: impl Fn(R, R) -> R + Sync + Send,
     ) -> R {
         let channels = grid.channels();
-        let block = |start, x: &[f32], out: &mut [f32]| {
+        let block = |start, inputs: [&[f32]; N], out: &mut [T]| {
             kernel(Block {
-                x,
+                inputs,
                 out,
                 start,
                 channels: &channels,
@@ -79,7 +84,7 @@ impl Plan {
                 form: grid.form,
             })
         };
-        self.blocks(x, out, 1, block, merge)
+        self.blocks(inputs, out, 1, block, merge)
     }
 }
 
@@ -158,16 +163,17 @@ impl ChannelGrid {
         }
     }
 
-    /// NNCF's gradient terms of one element `x` with upstream gradient `g`:
-    /// `(d x, [d input_low, d range, d learned])`, each its value or `+0.0`: `x` gets `g`
-    /// inside `[low, high]`; `low` gets `g` below and above, `range` gets `g` above (both
-    /// through `high = low + range`); the learned parameter gets `g·((q − x)/range)` inside.
-    /// Selects, not products with a mask, so an infinite input never meets 0·∞.
+    /// NNCF's gradient terms of one element `x` whose fake-quantized value is `q`, with
+    /// upstream gradient `g`: `(d x, [d input_low, d range, d learned])`, each its value or
+    /// `+0.0`: `x` gets `g` inside `[low, high]`; `low` gets `g` below and above, `range` gets
+    /// `g` above (both through `high = low + range`); the learned parameter gets
+    /// `g·((q − x)/range)` inside. Selects, not products with a mask, so an infinite input
+    /// never meets 0·∞.
     #[inline(always)]
-    fn gradient_terms(&self, x: f32, g: f32, form: Form) -> (f32, [f32; 3]) {
+    fn gradient_terms(&self, x: f32, q: f32, g: f32) -> (f32, [f32; 3]) {
         let above = x > self.high;
         let outside = above | (x < self.low);
-        let learned = g * ((self.quantize(x, form) - x) / self.range);
+        let learned = g * ((q - x) / self.range);
         let pick = |keep: bool, value: f32| if keep { value } else { 0.0 };
         (
             pick(!outside, g),
@@ -195,64 +201,75 @@ impl Grid {
     }
 }
 
-/// Writes the fake-quantized `x` into `out` (same length).
-pub fn forward(x: &[f32], grid: &Grid, layout: ChannelLayout, out: &mut [f32]) {
-    forward_on(Plan::best(), x, grid, layout, out);
+/// The fake-quantized `x`.
+pub fn forward(x: &[f32], grid: &Grid, layout: ChannelLayout) -> Vec<f32> {
+    forward_on(Plan::best(), x, grid, layout)
 }
 
 /// [`forward`] run as `plan` says.
-fn forward_on(plan: Plan, x: &[f32], grid: &Grid, layout: ChannelLayout, out: &mut [f32]) {
+fn forward_on(plan: Plan, x: &[f32], grid: &Grid, layout: ChannelLayout) -> Vec<f32> {
     let isa = plan.isa;
+    // Not zeroed first: every element is written below.
+    let mut values = Vec::with_capacity(x.len());
+    let out = &mut values.spare_capacity_mut()[..x.len()];
     if layout.is_interleaved() {
         let columns = Columns::new(grid);
-        let rows = |_, x: &[f32], out: &mut [f32]| {
+        let rows = |_, [x]: [&[f32]; 1], out: &mut [MaybeUninit<f32>]| {
             isa.run(RowsForward {
                 x,
                 out,
                 columns: &columns,
             })
         };
-        return plan.blocks(x, out, layout.channels, rows, |(), ()| ());
+        plan.blocks([x], out, layout.channels, rows, |(), ()| ());
+    } else {
+        let block = |block: Block<'_, 1, MaybeUninit<f32>>| isa.run(ForwardBlock(block));
+        plan.channel_blocks([x], out, grid, layout, block, |(), ()| ());
     }
-    let block = |block: Block<'_>| isa.run(ForwardBlock(block));
-    plan.channel_blocks(x, out, grid, layout, block, |(), ()| ());
+    // SAFETY: the blocks cover `out`, and the forward kernels write each of their elements.
+    unsafe { values.set_len(x.len()) };
+    values
 }
 
-/// One block of a contiguous input, starting at element `start`, with `out` of the same
-/// length (the forward's output, or the upstream gradient the backward overwrites).
-struct Block<'a> {
-    x: &'a [f32],
-    out: &'a mut [f32],
+/// One block of contiguous inputs (the input `x` first) starting at element `start`, with
+/// `out` of the same length (the forward's output, or the upstream gradient the backward
+/// overwrites).
+struct Block<'a, const N: usize, T> {
+    inputs: [&'a [f32]; N],
+    out: &'a mut [T],
     start: usize,
     channels: &'a [ChannelGrid],
     layout: ChannelLayout,
     form: Form,
 }
 
-impl<'a> Block<'a> {
-    /// The block's runs of one channel: `(channel, x, out, its grid)`.
+impl<'a, const N: usize, T> Block<'a, N, T> {
+    /// The block's runs of one channel: `(channel, inputs, out, its grid)`.
     #[inline(always)]
-    fn runs(self) -> impl Iterator<Item = (usize, &'a [f32], &'a mut [f32], &'a ChannelGrid)> {
+    #[allow(clippy::type_complexity)]
+    fn runs(self) -> impl Iterator<Item = (usize, [&'a [f32]; N], &'a mut [T], &'a ChannelGrid)> {
         let Self {
-            x,
+            inputs,
             out,
             start,
             channels,
             layout,
             ..
         } = self;
-        let mut rest = (x, out);
-        layout.runs(start, start + x.len()).map(move |(s, e, c)| {
-            let (x, next_x) = rest.0.split_at(e - s);
+        let mut rest = (inputs, out);
+        let end = start + rest.1.len();
+        layout.runs(start, end).map(move |(s, e, c)| {
+            let inputs = rest.0.map(|input| &input[..e - s]);
+            rest.0 = rest.0.map(|input| &input[e - s..]);
             let (out, next_out) = std::mem::take(&mut rest.1).split_at_mut(e - s);
-            rest = (next_x, next_out);
-            (c, x, out, &channels[c])
+            rest.1 = next_out;
+            (c, inputs, out, &channels[c])
         })
     }
 }
 
 /// The forward of one block.
-struct ForwardBlock<'a>(Block<'a>);
+struct ForwardBlock<'a>(Block<'a, 1, MaybeUninit<f32>>);
 
 impl Kernel for ForwardBlock<'_> {
     type Output = ();
@@ -260,17 +277,17 @@ impl Kernel for ForwardBlock<'_> {
     #[inline(always)]
     fn run(self) {
         let form = self.0.form;
-        for (_, x, out, grid) in self.0.runs() {
+        for (_, [x], out, grid) in self.0.runs() {
             match form {
                 // One loop per form, so each vectorises.
                 Form::FakeQuantize => {
                     for (o, &v) in out.iter_mut().zip(x) {
-                        *o = grid.quantize(v, Form::FakeQuantize);
+                        o.write(grid.quantize(v, Form::FakeQuantize));
                     }
                 }
                 Form::Integer => {
                     for (o, &v) in out.iter_mut().zip(x) {
-                        *o = grid.quantize(v, Form::Integer);
+                        o.write(grid.quantize(v, Form::Integer));
                     }
                 }
             }
@@ -294,17 +311,23 @@ pub struct Gradients {
 /// Per-channel sums: (low, range, learned).
 type Sums = Vec<[f64; 3]>;
 
-/// Computes [`Gradients`] for input `x` and upstream gradient `grad` (same length), and
-/// overwrites `grad` with the input's gradient, element by element (no allocation the size of
-/// the input).
-pub fn backward(x: &[f32], grad: &mut [f32], grid: &Grid, layout: ChannelLayout) -> Gradients {
-    backward_on(Plan::best(), x, grad, grid, layout)
+/// Computes [`Gradients`] for input `x`, its fake-quantized value `q` (the forward's output)
+/// and upstream gradient `grad` (all of one length), and overwrites `grad` with the input's
+/// gradient, element by element (no allocation the size of the input).
+pub fn backward(
+    x: &[f32],
+    q: &[f32],
+    grad: &mut [f32],
+    grid: &Grid,
+    layout: ChannelLayout,
+) -> Gradients {
+    backward_on(Plan::best(), [x, q], grad, grid, layout)
 }
 
-/// [`backward`] run as `plan` says.
+/// [`backward`] of `[x, q]` run as `plan` says.
 fn backward_on(
     plan: Plan,
-    x: &[f32],
+    inputs: [&[f32]; 2],
     grad: &mut [f32],
     grid: &Grid,
     layout: ChannelLayout,
@@ -312,17 +335,18 @@ fn backward_on(
     let isa = plan.isa;
     let sums = if layout.is_interleaved() {
         let columns = Columns::new(grid);
-        let rows = |_, x: &[f32], grad: &mut [f32]| {
+        let rows = |_, [x, q]: [&[f32]; 2], grad: &mut [f32]| {
             isa.run(RowsBackward {
                 x,
+                q,
                 grad,
                 columns: &columns,
             })
         };
-        plan.blocks(x, grad, layout.channels, rows, add_sums)
+        plan.blocks(inputs, grad, layout.channels, rows, add_sums)
     } else {
-        let block = |block: Block<'_>| isa.run(BackwardBlock(block));
-        plan.channel_blocks(x, grad, grid, layout, block, add_sums)
+        let block = |block: Block<'_, 2, f32>| isa.run(BackwardBlock(block));
+        plan.channel_blocks(inputs, grad, grid, layout, block, add_sums)
     };
     let column = |k: usize| sums.iter().map(|s| s[k] as f32).collect();
     Gradients {
@@ -334,21 +358,16 @@ fn backward_on(
 
 /// The backward of one block (its `out` is the upstream gradient, overwritten with the
 /// input's).
-struct BackwardBlock<'a>(Block<'a>);
+struct BackwardBlock<'a>(Block<'a, 2, f32>);
 
 impl Kernel for BackwardBlock<'_> {
     type Output = Sums;
 
     #[inline(always)]
     fn run(self) -> Sums {
-        let form = self.0.form;
         let mut sums = vec![[0.0f64; 3]; self.0.channels.len()];
-        for (c, x, grad, grid) in self.0.runs() {
-            let run = match form {
-                Form::FakeQuantize => run_sums(x, grad, grid, Form::FakeQuantize),
-                Form::Integer => run_sums(x, grad, grid, Form::Integer),
-            };
-            for (sum, part) in sums[c].iter_mut().zip(run) {
+        for (c, [x, q], grad, grid) in self.0.runs() {
+            for (sum, part) in sums[c].iter_mut().zip(run_sums(x, q, grad, grid)) {
                 *sum += part;
             }
         }
@@ -358,15 +377,17 @@ impl Kernel for BackwardBlock<'_> {
 
 /// The backward of one run of channel `c`: sums in [`LANES`] independent accumulators.
 #[inline(always)]
-fn run_sums(x: &[f32], grad: &mut [f32], c: &ChannelGrid, form: Form) -> [f64; 3] {
+fn run_sums(x: &[f32], q: &[f32], grad: &mut [f32], c: &ChannelGrid) -> [f64; 3] {
     let mut acc = [[0.0f32; LANES]; 3];
     let mut xs = x.chunks_exact(LANES);
+    let mut qs = q.chunks_exact(LANES);
     let mut gs = grad.chunks_exact_mut(LANES);
-    for (x, g) in (&mut xs).zip(&mut gs) {
+    for ((x, q), g) in (&mut xs).zip(&mut qs).zip(&mut gs) {
         let x: &[f32; LANES] = x.try_into().expect("a full chunk");
+        let q: &[f32; LANES] = q.try_into().expect("a full chunk");
         let g: &mut [f32; LANES] = g.try_into().expect("a full chunk");
         for j in 0..LANES {
-            let (dx, terms) = c.gradient_terms(x[j], g[j], form);
+            let (dx, terms) = c.gradient_terms(x[j], q[j], g[j]);
             g[j] = dx;
             for k in 0..3 {
                 acc[k][j] += terms[k];
@@ -374,9 +395,13 @@ fn run_sums(x: &[f32], grad: &mut [f32], c: &ChannelGrid, form: Form) -> [f64; 3
         }
     }
     // The tail (or a whole run shorter than a chunk), element by element.
-    let tail = xs.remainder().iter().zip(gs.into_remainder());
-    for (j, (&x, g)) in tail.enumerate() {
-        let (dx, terms) = c.gradient_terms(x, *g, form);
+    let tail = xs
+        .remainder()
+        .iter()
+        .zip(qs.remainder())
+        .zip(gs.into_remainder());
+    for (j, ((&x, &q), g)) in tail.enumerate() {
+        let (dx, terms) = c.gradient_terms(x, q, *g);
         *g = dx;
         for k in 0..3 {
             acc[k][j] += terms[k];
@@ -462,7 +487,7 @@ impl Columns<&[f32]> {
 /// The forward of whole rows.
 struct RowsForward<'a> {
     x: &'a [f32],
-    out: &'a mut [f32],
+    out: &'a mut [MaybeUninit<f32>],
     columns: &'a Columns<Vec<f32>>,
 }
 
@@ -480,12 +505,12 @@ impl Kernel for RowsForward<'_> {
             match columns.form {
                 Form::FakeQuantize => {
                     for j in 0..n {
-                        out[j] = cut.get(j).quantize(x[j], Form::FakeQuantize);
+                        out[j].write(cut.get(j).quantize(x[j], Form::FakeQuantize));
                     }
                 }
                 Form::Integer => {
                     for j in 0..n {
-                        out[j] = cut.get(j).quantize(x[j], Form::Integer);
+                        out[j].write(cut.get(j).quantize(x[j], Form::Integer));
                     }
                 }
             }
@@ -496,6 +521,8 @@ impl Kernel for RowsForward<'_> {
 /// The backward of whole rows: per-channel sums in `f32` over the block's rows.
 struct RowsBackward<'a> {
     x: &'a [f32],
+    /// The forward's output.
+    q: &'a [f32],
     /// The upstream gradient, overwritten with the input's.
     grad: &'a mut [f32],
     columns: &'a Columns<Vec<f32>>,
@@ -506,44 +533,31 @@ impl Kernel for RowsBackward<'_> {
 
     #[inline(always)]
     fn run(self) -> Sums {
-        let Self { x, grad, columns } = self;
+        let Self {
+            x,
+            q,
+            grad,
+            columns,
+        } = self;
         let n = columns.len();
         let cut = columns.cut(n);
         let mut acc = [vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]];
-        for (x, grad) in x.chunks_exact(n).zip(grad.chunks_exact_mut(n)) {
-            let (x, grad) = (&x[..n], &mut grad[..n]);
+        let rows = x.chunks_exact(n).zip(q.chunks_exact(n));
+        for ((x, q), grad) in rows.zip(grad.chunks_exact_mut(n)) {
+            let (x, q, grad) = (&x[..n], &q[..n], &mut grad[..n]);
             let [low, range, learned] = &mut acc;
-            let sums = [&mut low[..n], &mut range[..n], &mut learned[..n]];
-            match columns.form {
-                Form::FakeQuantize => row_backward(x, grad, &cut, sums, Form::FakeQuantize),
-                Form::Integer => row_backward(x, grad, &cut, sums, Form::Integer),
+            let (low, range, learned) = (&mut low[..n], &mut range[..n], &mut learned[..n]);
+            for j in 0..n {
+                let (dx, terms) = cut.get(j).gradient_terms(x[j], q[j], grad[j]);
+                grad[j] = dx;
+                low[j] += terms[0];
+                range[j] += terms[1];
+                learned[j] += terms[2];
             }
         }
         (0..n)
             .map(|j| [0, 1, 2].map(|k| f64::from(acc[k][j])))
             .collect()
-    }
-}
-
-/// The backward of one row (`x`, `grad` and the sums all of the columns' length), adding each
-/// channel's terms to its sums; `form` is a constant at each call, so the loop vectorises.
-#[inline(always)]
-fn row_backward(
-    x: &[f32],
-    grad: &mut [f32],
-    cut: &Columns<&[f32]>,
-    sums: [&mut [f32]; 3],
-    form: Form,
-) {
-    let n = x.len();
-    let [low, range, learned] = sums.map(|sum| &mut sum[..n]);
-    let grad = &mut grad[..n];
-    for j in 0..n {
-        let (dx, terms) = cut.get(j).gradient_terms(x[j], grad[j], form);
-        grad[j] = dx;
-        low[j] += terms[0];
-        range[j] += terms[1];
-        learned[j] += terms[2];
     }
 }
 
@@ -658,11 +672,10 @@ mod tests {
             });
             for plan in plans {
                 let what = format!("{dims:?} axis {axis:?} {form:?} as {plan:?}");
-                let mut value = vec![0.0; n];
-                forward_on(plan, &x, &grid, layout, &mut value);
+                let value = forward_on(plan, &x, &grid, layout);
                 assert_eq!(bits(&value), bits(&expected.value), "{what}: value");
                 let mut dx = g.clone();
-                let sums = backward_on(plan, &x, &mut dx, &grid, layout);
+                let sums = backward_on(plan, [&x, &value], &mut dx, &grid, layout);
                 assert_eq!(bits(&dx), bits(&expected.dx), "{what}: dx");
                 for (c, want) in expected.sums.iter().enumerate() {
                     let got = [sums.low[c], sums.range[c], sums.learned[c]];

@@ -84,11 +84,17 @@ impl FusedForward for Flex {
         range: FlexTensor,
         levels: u32,
         integer: bool,
-    ) -> (FlexTensor, (FlexTensor, Grid, Shape)) {
+    ) -> (FlexTensor, BackwardState) {
         let grid = grid(&input_low, &range, levels, integer);
         let param_shape = input_low.layout().shape().clone();
         let output = flex_forward(&x, &param_shape, &grid);
-        (output, (x, grid, param_shape))
+        let state = BackwardState {
+            x,
+            quantized: output.clone(),
+            grid,
+            param_shape,
+        };
+        (output, state)
     }
 }
 
@@ -225,19 +231,39 @@ pub fn fake_quantize<const D: usize>(operands: Operands<D>, levels: u32, form: F
 #[derive(Debug, Default)]
 pub(crate) struct FakeQuantizeBackward;
 
+/// What the Flex backward step keeps from the forward.
+#[derive(Clone, Debug)]
+pub(crate) struct BackwardState {
+    /// The input.
+    x: FlexTensor,
+    /// The forward's output (shared with the next operation, which keeps it too in training).
+    quantized: FlexTensor,
+    grid: Grid,
+    /// The range parameters' shape.
+    param_shape: Shape,
+}
+
 impl Backward<Flex, 4> for FakeQuantizeBackward {
-    /// The input, the grid, and the range parameters' shape.
-    type State = (FlexTensor, Grid, Shape);
+    type State = BackwardState;
 
     fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let (x, grid, param_shape) = ops.state;
+        let BackwardState {
+            x,
+            quantized,
+            grid,
+            param_shape,
+        } = ops.state;
         // The upstream gradient becomes the input's, overwritten in place.
         let mut grad = owned_contiguous(grads.consume::<Flex>(&ops.node));
-        let x = x.to_contiguous();
+        let (x, quantized) = (x.to_contiguous(), quantized.to_contiguous());
         let x_values = x.as_slice::<f32>().expect("fused fake-quantize: f32 input");
+        let q_values = quantized
+            .as_slice::<f32>()
+            .expect("fused fake-quantize: f32 output");
         let shape = x.layout().shape().clone();
         let layout = channel_layout(&shape, &param_shape).expect("checked by `supports`");
-        let computed = kernel::backward(x_values, grad.storage_mut::<f32>(), &grid, layout);
+        let grad_values = grad.storage_mut::<f32>();
+        let computed = kernel::backward(x_values, q_values, grad_values, &grid, layout);
         let tensor = |values: Vec<f32>, shape: &Shape| {
             FlexTensor::from_data(TensorData::new(values, shape.clone()))
         };
@@ -303,9 +329,10 @@ fn flex_forward(x: &FlexTensor, param_shape: &Shape, grid: &Grid) -> FlexTensor 
     let shape = x.layout().shape().clone();
     let layout = channel_layout(&shape, param_shape).expect("checked by `supports`");
     let values = x.as_slice::<f32>().expect("fused fake-quantize: f32 input");
-    let mut out = vec![0.0f32; values.len()];
-    kernel::forward(values, grid, layout, &mut out);
-    FlexTensor::from_data(TensorData::new(out, shape))
+    FlexTensor::from_data(TensorData::new(
+        kernel::forward(values, grid, layout),
+        shape,
+    ))
 }
 
 /// The layout of parameters of shape `param` against an input of shape `input`: per tensor
