@@ -170,7 +170,6 @@ fn bench_device(name: &str, device: Device, steps: usize, rounds: usize) {
                     let seconds = variants[k].step(images.clone(), labels.clone());
                     if j >= SETTLE {
                         round_times[k].push(seconds);
-                        variants[k].positions.push((k + n - turn % n) % n);
                     }
                 }
             }
@@ -188,7 +187,7 @@ fn bench_device(name: &str, device: Device, steps: usize, rounds: usize) {
     let medians: Vec<f64> = variants.iter().map(|v| median(&v.times)).collect();
     println!("{name} all rounds: {}", summary(&variants, &medians));
     if let Ok(path) = std::env::var("QAT_BENCH_CSV") {
-        write_times(&path, name, &variants);
+        write_times(&path, name, &variants, timing.block);
     }
     println!("{name} paired: {}", paired_ratios(&variants));
 }
@@ -196,11 +195,15 @@ fn bench_device(name: &str, device: Device, steps: usize, rounds: usize) {
 /// Writes every timed step to `path` as CSV (`device,step,variant,position,ms`: `position` is
 /// the variant's place in its turn's order, 0 first; a step number is one batch for every
 /// variant), appending, for a closer look at the spread than the medians give.
-fn write_times(path: &str, device: &str, variants: &[Variant]) {
+fn write_times(path: &str, device: &str, variants: &[Variant], block: usize) {
+    let n = variants.len();
     let mut csv = String::new();
-    for variant in variants {
-        let steps = variant.times.iter().zip(&variant.positions).enumerate();
-        for (i, (seconds, position)) in steps {
+    for (k, variant) in variants.iter().enumerate() {
+        for (i, seconds) in variant.times.iter().enumerate() {
+            // Timed step i is in turn i / block + 1 (counted from 1), which starts with variant
+            // turn mod n.
+            let turn = i / block + 1;
+            let position = (k + n - turn % n) % n;
             csv += &format!(
                 "{device},{i},{},{position},{:.3}\n",
                 variant.name,
@@ -251,8 +254,6 @@ struct Variant {
     fused: bool,
     /// Each timed step's seconds.
     times: Vec<f64>,
-    /// Each timed step's place in its turn's order of variants.
-    positions: Vec<usize>,
 }
 
 impl Variant {
@@ -270,7 +271,6 @@ impl Variant {
             hook,
             fused,
             times: Vec::new(),
-            positions: Vec::new(),
         }
     }
 
