@@ -9,8 +9,10 @@
 //! the per-step ratios (a step number is the same batch for every variant). Run:
 //! `cargo bench --bench qat_step`.
 //!
-//! Env: `QAT_BENCH_STEPS` (timed steps per variant and round, default 30), `QAT_BENCH_ROUNDS`
-//! (rounds, default 3), `QAT_BENCH_BLOCK` (timed steps per turn, default 5),
+//! Env: `QAT_BENCH_STEPS` (timed steps per variant and round, default 100: with 30, QAT's ratio
+//! moved between 1.05x and 1.12x over six runs on one machine, with 100 between 1.06x and
+//! 1.09x over five), `QAT_BENCH_ROUNDS` (rounds, default 3), `QAT_BENCH_BLOCK` (timed steps per
+//! turn, default 5),
 //! `QAT_BENCH_DEVICES` (`flex`, `wgpu` or `flex,wgpu`; default all built),
 //! `QAT_BENCH_VARIANTS` (names to time, e.g. `FP32,masks` for a profiler; default all; ratios
 //! are to the first one timed), `QAT_BENCH_CSV` (a file to append every timed step to),
@@ -37,7 +39,7 @@ static ALLOCATOR: burn_compress_recipes::TrainingAllocator =
 
 fn main() {
     burn_compress_recipes::check_allocator_var().unwrap_or_else(|e| panic!("{e}"));
-    let steps = env("QAT_BENCH_STEPS", 30);
+    let steps = env("QAT_BENCH_STEPS", 100);
     let rounds = env("QAT_BENCH_ROUNDS", 3);
     for (name, device) in devices() {
         bench_device(name, device, steps, rounds);

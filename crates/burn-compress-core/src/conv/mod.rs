@@ -7,10 +7,11 @@
 //! sample, then a scatter), which for 1–3 input channels is a product with a few rows and costs
 //! the QAT step about as much as all its fake-quantizes together, a cost FP32 training never pays.
 //! [`conv2d`] is Burn's operation with one change in its backward on Flex: for stride 1 and at
-//! most [`FEW_CHANNELS`] input channels, the input gradient comes from a kernel of its own (all
-//! taps of all output channels summed in registers over long runs of the padded input,
-//! compiled for the CPU's widest vectors); the forward and the weight and bias gradients are
-//! Burn's.
+//! most [`FEW_CHANNELS`] input channels, the input gradient comes from a kernel of its own (per
+//! kernel tap, the weighted sum of the output channels' gradients, read once and in order with
+//! the sums of nine taps in registers, explicit AVX-512 where the CPU has it; then each tap's
+//! sums added to the padded input at its shift); the forward and the weight and bias gradients
+//! are Burn's.
 
 mod input_gradient;
 
