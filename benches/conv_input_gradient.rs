@@ -6,7 +6,8 @@
 //! backward computes the input's gradient alone). Times `sum(conv2d(x, w)·g)` forward and
 //! backward through `burn_compress::shared::conv::conv2d` with its own input-gradient kernel
 //! and with it turned off (Flex's transposed convolution), interleaved, and the forward alone;
-//! prints the medians and each backward's share. Env: `CONV_BENCH_ITERS` (per round, default
+//! prints the medians and each backward (the product's and sum's backward, the same both ways,
+//! and the input gradient). Env: `CONV_BENCH_ITERS` (per round, default
 //! 200), `CONV_BENCH_ROUNDS` (default 5), `BURN_COMPRESS_ALLOCATOR` (`mimalloc`, the default,
 //! or `system`).
 
@@ -71,7 +72,7 @@ fn main() {
     println!(
         "first convolution 64x1x28x28 -> 32x26x26 (3x3), sum(conv(x)·g) forward + backward: \
          ours {ours_both:.3} ms, Flex's {flex_both:.3} ms ({:.2}x); forward alone {forward:.3} ms, \
-         so the backward (input gradient) about {:.3} ms against {:.3} ms",
+         so the backward (product, sum and the input gradient) about {:.3} ms against {:.3} ms",
         ours_both / flex_both,
         ours_both - forward,
         flex_both - forward,
