@@ -62,14 +62,23 @@ fn devices() -> Vec<(&'static str, Device)> {
         Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
     ));
     let wanted = std::env::var("QAT_BENCH_DEVICES").ok();
-    all.into_iter()
+    let built: Vec<&str> = all.iter().map(|(_, key, _)| *key).collect();
+    let picked: Vec<_> = all
+        .into_iter()
         .filter(|(_, key, _)| {
             wanted
                 .as_deref()
                 .is_none_or(|list| list.split(',').any(|k| k.trim() == *key))
         })
         .map(|(name, _, device)| (name, device))
-        .collect()
+        .collect();
+    assert!(
+        !picked.is_empty(),
+        "QAT_BENCH_DEVICES={:?} names none of the devices this build has: {}",
+        wanted.unwrap_or_default(),
+        built.join(", ")
+    );
+    picked
 }
 
 /// Times the five variants on one device and prints their medians and ratios to FP32.

@@ -6,12 +6,18 @@ use std::time::Instant;
 use burn::tensor::TensorData;
 use burn_compress::openvino::{Precision, Runtime};
 
-/// `name` from the environment, parsed, or `default`.
+/// `name` from the environment, parsed, or `default` where it is not set; a value that does
+/// not parse stops the benchmark with a message naming the variable (no silent default).
 pub fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    match std::env::var(name) {
+        Ok(value) => value.trim().parse().unwrap_or_else(|_| {
+            panic!(
+                "{name}={value:?} does not parse as {}",
+                std::any::type_name::<T>()
+            )
+        }),
+        Err(_) => default,
+    }
 }
 
 /// A compiled IR with its batch-64 input.
